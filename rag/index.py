@@ -1,0 +1,208 @@
+"""Build and incrementally update an index: ingest -> chunk -> embed -> store.
+
+Only new or changed articles (by content hash) are chunked and embedded; articles gone from the
+scrapes, or superseded by a re-scrape, are deleted; everything else keeps its vectors. When the
+embedder, chunker or cleaner differ from what built the index, vectors are never mixed: the
+whole index is rebuilt, and the report says why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import rag
+from rag.chunk import CHUNKER_VERSION, Chunk, chunk_article
+from rag.config import Settings
+from rag.embed import DIMENSION, MODEL_NAME, count_tokens
+from rag.errors import RagError
+from rag.ingest import CLEANER_VERSION, Article, ingest
+from rag.store import Changes, open_store
+
+QUERY_MODEL_FILE = "query-embedder.onnx"
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class IndexReport:
+    articles: int = 0
+    chunks: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    embedded_chunks: int = 0
+    seconds: float = 0.0
+    rebuilt: bool = False
+    rebuild_reason: str = ""
+    index_kind: str = "flat"
+    generation: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def identity(settings: Settings) -> dict[str, Any]:
+    """Exactly the settings that shape the vectors; an index built with others is not reused."""
+    c = settings.chunk
+    return {
+        "embedder": {"name": MODEL_NAME, "dimension": DIMENSION, "normalized": True},
+        "chunker": {
+            "version": CHUNKER_VERSION,
+            "max_tokens": c.max_tokens,
+            "target_tokens": c.target_tokens,
+            "overlap_tokens": c.overlap_tokens,
+        },
+        "cleaner": {"version": CLEANER_VERSION},
+    }
+
+
+def choose_kind(settings: Settings, n_chunks: int) -> str:
+    kind = settings.index.kind
+    if kind != "auto":
+        return kind
+    return "hnsw" if n_chunks > settings.index.approximate_above else "flat"
+
+
+def chunk_articles(articles: list[Article], settings: Settings) -> list[list[Chunk]]:
+    c = settings.chunk
+    return [
+        chunk_article(a, count_tokens, c.max_tokens, c.target_tokens, c.overlap_tokens)
+        for a in articles
+    ]
+
+
+def build_index(
+    settings: Settings,
+    scrapes: Path | None = None,
+    index_dir: Path | None = None,
+    rebuild: bool = False,
+    progress: ProgressFn | None = None,
+    embedder: Any = None,
+) -> IndexReport:
+    """Bring the index at `index_dir` up to date with the scrapes; returns what changed."""
+    t0 = time.perf_counter()
+    scrapes = scrapes or settings.paths.scrapes
+    index_dir = index_dir or settings.paths.index
+    if not scrapes.exists():
+        raise RagError(f"{scrapes}: scrapes path not found")
+    report = IndexReport()
+    result = ingest(scrapes)
+    report.warnings = [str(w) for w in result.warnings]
+    articles = result.articles
+
+    store = open_store(index_dir, create=True)
+    try:
+        with store.writing():  # type: ignore[attr-defined]
+            old = store.manifest()
+            want = identity(settings)
+            if old is not None and not rebuild:
+                for key in ("embedder", "chunker", "cleaner"):
+                    if old.get(key) != want[key]:
+                        rebuild = True
+                        report.rebuild_reason = (
+                            f"the index was built with another {key} ({old.get(key)}); "
+                            "rebuilt fully"
+                        )
+                        break
+            if rebuild and old is not None and not report.rebuild_reason:
+                report.rebuild_reason = "--rebuild"
+            report.rebuilt = rebuild or old is None
+            known: dict[str, dict[str, Any]] = {} if rebuild or old is None else old["articles"]
+
+            current = {a.id: a for a in articles}
+            todo: list[Article] = []
+            for a in articles:
+                prev = known.get(a.id)
+                if prev is None:
+                    report.added += 1
+                    todo.append(a)
+                elif prev["content_hash"] != a.content_hash:
+                    report.updated += 1
+                    todo.append(a)
+                else:
+                    report.unchanged += 1
+            gone = [aid for aid in known if aid not in current]
+            report.removed = len(gone)
+
+            chunk_lists = chunk_articles(todo, settings)
+            texts = [c.embed_text for chunks in chunk_lists for c in chunks]
+            if texts:
+                if embedder is None:
+                    embedder = _torch_embedder(settings)
+                vecs = embedder.embed(
+                    texts, progress=(lambda d, t: progress("embedding", d, t)) if progress else None
+                )
+            else:
+                vecs = np.zeros((0, DIMENSION), dtype=np.float32)
+            report.embedded_chunks = len(texts)
+
+            changes = Changes(removed=[*gone, *(a.id for a in todo if a.id in known)])
+            if rebuild and old is not None:
+                changes.removed = [aid for aid in old["articles"]]
+            pos = 0
+            for a, chunks in zip(todo, chunk_lists, strict=True):
+                changes.added.append((a, chunks, vecs[pos : pos + len(chunks)]))
+                pos += len(chunks)
+
+            chunk_counts = {a.id: len(c) for a, c in zip(todo, chunk_lists, strict=True)}
+            manifest_articles = {
+                a.id: {
+                    "url": a.url,
+                    "title": a.title,
+                    "content_hash": a.content_hash,
+                    "fetched": a.fetched,
+                    "published": a.published,
+                    "chunks": chunk_counts.get(a.id, known.get(a.id, {}).get("chunks", 0)),
+                    "aliases": list(a.aliases),
+                }
+                for a in articles
+            }
+            report.articles = len(articles)
+            report.chunks = sum(m["chunks"] for m in manifest_articles.values())
+            report.index_kind = choose_kind(settings, report.chunks)
+            changed = bool(changes.added or changes.removed) or old is None
+            if changed or report.index_kind != (old or {}).get("index_kind"):
+                manifest = {
+                    **want,
+                    "rag_version": rag.__version__,
+                    "index_kind": report.index_kind,
+                    "articles": manifest_articles,
+                    "counts": {"articles": report.articles, "chunks": report.chunks},
+                    "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "build_seconds": round(time.perf_counter() - t0, 3),
+                    "query_embedder": QUERY_MODEL_FILE,
+                }
+                store.commit(changes, manifest)
+            ensure_query_model(index_dir, embedder, settings)
+            report.generation = int((store.manifest() or {}).get("generation", 0))
+    finally:
+        store.close()
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
+def _torch_embedder(settings: Settings) -> Any:
+    from rag.embed import TorchEmbedder
+
+    return TorchEmbedder(batch_size=settings.embed.batch_size)
+
+
+def ensure_query_model(index_dir: Path, embedder: Any, settings: Settings) -> None:
+    """Keep an ONNX copy of the embedder beside the index, for torch-free queries."""
+    path = index_dir / QUERY_MODEL_FILE
+    if path.exists() or (embedder is not None and not hasattr(embedder, "export_onnx")):
+        return  # an embedder without an ONNX form (a test fake): queries use it directly
+    from rag.embed import TorchEmbedder
+
+    if embedder is None:
+        embedder = TorchEmbedder(batch_size=settings.embed.batch_size)
+    embedder.export_onnx(path)

@@ -1,0 +1,128 @@
+"""Rank chunks for a query: dense (FAISS), lexical (BM25) or both fused by reciprocal rank.
+
+Only the store interface is used here, so the same retrieval runs on any backend. The query
+embedder is the ONNX copy kept beside the index: no torch on the query path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.config import RetrieveSettings
+from rag.errors import RagError
+from rag.store import Filters, Store, StoredChunk
+
+RETRIEVERS = ("dense", "bm25", "hybrid")
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: StoredChunk
+    score: float
+    rank: int  # 1-based
+    retriever: str
+
+
+def load_query_embedder(index_dir: Path, manifest: dict[str, Any] | None) -> Any:
+    """The ONNX embedder saved with the index, or sentence-transformers when there is none."""
+    name = (manifest or {}).get("query_embedder")
+    if name and (index_dir / name).exists():
+        from rag.embed import OnnxEmbedder
+
+        return OnnxEmbedder(index_dir / name, threads=0)
+    from rag.embed import TorchEmbedder
+
+    return TorchEmbedder()
+
+
+def rrf_fuse(
+    rankings: Sequence[Sequence[str]], weights: Sequence[float], k: float
+) -> list[tuple[str, float]]:
+    """Weighted reciprocal-rank fusion: score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1.
+
+    Ties keep the order in which documents were first seen, so the result is deterministic.
+    """
+    scores: dict[str, float] = {}
+    for ranking, w in zip(rankings, weights, strict=True):
+        if w == 0:
+            continue
+        for r, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + w / (k + r)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def cap_per_article(
+    ranked: Sequence[tuple[StoredChunk, float]], cap: int
+) -> list[tuple[StoredChunk, float]]:
+    """Keep at most `cap` chunks of any one article (0 = no cap), preserving order."""
+    if cap <= 0:
+        return list(ranked)
+    seen: dict[str, int] = {}
+    out = []
+    for ch, s in ranked:
+        if seen.get(ch.article_id, 0) < cap:
+            out.append((ch, s))
+            seen[ch.article_id] = seen.get(ch.article_id, 0) + 1
+    return out
+
+
+class Retriever:
+    """Holds the store and the query embedder; answers many queries with models loaded once."""
+
+    def __init__(self, store: Store, settings: RetrieveSettings, embedder: Any = None) -> None:
+        self.store = store
+        self.settings = settings
+        self._embedder = embedder
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            self._embedder = load_query_embedder(self.store.path, self.store.manifest())
+        return self._embedder
+
+    def embed_query(self, query: str) -> np.ndarray:
+        return self.embedder.embed([query])[0]
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        retriever: str | None = None,
+        filters: Filters | None = None,
+        max_per_article: int | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        query = query.strip()
+        if not query:
+            raise RagError("empty query: give some words to search for")
+        s = self.settings
+        k = k or s.k
+        retriever = retriever or s.retriever
+        cap = s.max_per_article if max_per_article is None else max_per_article
+        if retriever not in RETRIEVERS:
+            raise RagError(f"unknown retriever '{retriever}' (use one of {', '.join(RETRIEVERS)})")
+        # Over-fetch when a cap may drop hits, so that k still come back.
+        n = max(k, s.candidates) if (retriever == "hybrid" or cap) else k
+        if retriever == "dense":
+            vec = self.embed_query(query) if query_vector is None else query_vector
+            ranked = self.store.search_dense(vec, n, filters)
+        elif retriever == "bm25":
+            ranked = self.store.search_lexical(query, n, filters)
+        else:
+            vec = self.embed_query(query) if query_vector is None else query_vector
+            dense = self.store.search_dense(vec, n, filters)
+            lexical = self.store.search_lexical(query, n, filters)
+            by_id = {c.chunk_id: c for c, _ in [*dense, *lexical]}
+            fused = rrf_fuse(
+                [[c.chunk_id for c, _ in dense], [c.chunk_id for c, _ in lexical]],
+                [s.dense_weight, s.lexical_weight],
+                s.rrf_k,
+            )
+            ranked = [(by_id[cid], score) for cid, score in fused]
+        ranked = cap_per_article(ranked, cap)[:k]
+        return [Hit(c, sc, i, retriever) for i, (c, sc) in enumerate(ranked, start=1)]

@@ -1,0 +1,118 @@
+"""The store interface: what retrieval, answers and evaluation may ask of an index.
+
+An index is a sequence of generations. Each `rag index` run writes one new generation and makes
+it visible in a single atomic step (the manifest switch); readers always see one complete
+generation. FAISS + SQLite (`rag.faiss_store`) is the default backend; a Milvus backend can
+implement the same protocol without anything above this module noticing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from rag.chunk import Chunk
+from rag.errors import RagError
+from rag.ingest import Article
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict search to some articles; every field is optional and they combine with AND."""
+
+    url: str | None = None  # substring of the article URL (case-insensitive)
+    publication: str | None = None  # substring of the publication name (case-insensitive)
+    since: str | None = None  # ISO date; articles published on or after it
+    until: str | None = None  # ISO date; articles published on or before it (whole day)
+
+    def __bool__(self) -> bool:
+        return any((self.url, self.publication, self.since, self.until))
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as the store returns it, with the provenance a citation needs."""
+
+    chunk_id: str
+    article_id: str
+    url: str
+    title: str
+    publication: str
+    published: str | None
+    heading: str
+    text: str
+    start: int
+    end: int
+    ord: int
+    member_only: bool
+
+
+@dataclass(frozen=True)
+class ArticleInfo:
+    article_id: str
+    url: str
+    title: str
+    publication: str
+    published: str | None
+    fetched: str | None
+    member_only: bool
+    chunks: int
+    content_hash: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class Changes:
+    """One generation's worth of writes: articles (re)added with their chunks and vectors, and
+    ids of articles to remove (removed, or superseded by a re-scrape)."""
+
+    added: list[tuple[Article, list[Chunk], np.ndarray]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+class Store(Protocol):
+    path: Path
+
+    def manifest(self) -> dict[str, Any] | None:
+        """The committed manifest, or None when nothing was ever committed."""
+        ...
+
+    def articles(self) -> list[ArticleInfo]: ...
+
+    def chunk_count(self) -> int: ...
+
+    def search_dense(
+        self, vector: np.ndarray, k: int, filters: Filters | None = None
+    ) -> list[tuple[StoredChunk, float]]:
+        """Nearest chunks by inner product (cosine: vectors are normalised), best first."""
+        ...
+
+    def search_lexical(
+        self, query: str, k: int, filters: Filters | None = None
+    ) -> list[tuple[StoredChunk, float]]:
+        """BM25 over chunk text, title and heading, best first (higher is better)."""
+        ...
+
+    def vectors(self, chunk_ids: list[str]) -> np.ndarray:
+        """Stored vectors of visible chunks, in the order asked."""
+        ...
+
+    def commit(self, changes: Changes, manifest: dict[str, Any]) -> None:
+        """Write `changes` as a new generation and switch readers to it atomically."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_store(path: Path, kind: str = "faiss", create: bool = False) -> Store:
+    """Open the index at `path`; with `create`, an empty one is made if none exists."""
+    if kind == "faiss":
+        from rag.faiss_store import FaissStore
+
+        return FaissStore(path, create=create)
+    raise RagError(f"unknown store '{kind}' (use faiss)")
