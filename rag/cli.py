@@ -245,6 +245,82 @@ def _print_hits(query: str, hits: list[Any], retriever: str) -> None:
     Console().print(t)
 
 
+# --------------------------------------------------------------------------------- eval
+
+
+@app.command("eval")
+def eval_(
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="Development set (default: eval/questions.jsonl).")
+    ] = None,
+    retriever: Annotated[
+        str, typer.Option("--retriever", help="Comma-separated retrievers to compare.")
+    ] = "dense,bm25,hybrid",
+    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="Ranking depth.")] = 10,
+    beir: Annotated[
+        Path | None, typer.Option("--beir", help="Evaluate on a BEIR dataset folder instead.")
+    ] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write report.json and report.md here.")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if nDCG@10 fell below eval/baseline.json.")
+    ] = False,
+    write_baseline: Annotated[
+        bool, typer.Option("--write-baseline", help="Save this run as eval/baseline.json.")
+    ] = False,
+    index_dir: IndexOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Measure retrieval: nDCG@10 and friends, side by side for each retriever."""
+    from rag import evaluate as ev
+    from rag.config import PROJECT_ROOT
+    from rag.retrieve import RETRIEVERS, Retriever
+    from rag.store import open_store
+
+    settings = _settings(config)
+    names = [n.strip() for n in retriever.split(",") if n.strip()]
+    for n in names:
+        if n not in RETRIEVERS:
+            raise RagError(f"--retriever: unknown retriever '{n}' (use {', '.join(RETRIEVERS)})")
+    if beir is not None:
+        data = ev.load_beir(beir)
+        typer.echo(f"BEIR {beir}: {len(data.corpus)} documents, {len(data.queries)} queries", err=True)
+        path = ev.beir_index(data, settings, PROJECT_ROOT / "eval" / "cache")
+        r = Retriever(open_store(path), settings.retrieve.model_copy(update={"max_per_article": 0}))
+        result = ev.run_beir_suite(r, data, names, k=k)
+    else:
+        qs = ev.load_questions(questions or PROJECT_ROOT / "eval" / "questions.jsonl")
+        r = Retriever(open_store(index_dir or settings.paths.index), settings.retrieve)
+        result = ev.run_dev_suite(r, qs, names, k=k)
+    if report:
+        ev.write_report(result, report)
+    if as_json:
+        slim = {**result, "retrievers": {
+            n: {kk: vv for kk, vv in v.items() if kk != "per_query"} for n, v in result["retrievers"].items()
+        }}
+        typer.echo(json.dumps(slim, ensure_ascii=False))
+    else:
+        typer.echo(result["table"])
+        for w in result.get("unresolved_evidence", []):
+            typer.secho(f"warning: {w['id']}: evidence not found in {w['url']}: {w['evidence'][:60]}…",
+                        fg=typer.colors.YELLOW, err=True)
+        for name, rr in result["retrievers"].items():
+            if "mean_chunk_words" in rr:
+                typer.echo(f"{name}: mean chunk {rr['mean_chunk_words']} words, "
+                           f"{rr['seconds_per_query'] * 1000:.1f} ms/query")
+    baseline = PROJECT_ROOT / "eval" / ("baseline-beir.json" if beir else "baseline.json")
+    if write_baseline:
+        baseline.write_text(json.dumps(ev.baseline_from(result) if not beir else result, indent=1) + "\n")
+        typer.echo(f"baseline written to {baseline}", err=True)
+    if check:
+        problems = ev.check_baseline(result, baseline)
+        for p in problems:
+            _err(p)
+        if problems:
+            raise typer.Exit(1)
+        typer.echo("check passed: no headline metric fell beyond the tolerance", err=True)
+
+
 def main() -> None:
     """Entry point: one error boundary for every command."""
     try:

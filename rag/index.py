@@ -94,11 +94,24 @@ def build_index(
     index_dir = index_dir or settings.paths.index
     if not scrapes.exists():
         raise RagError(f"{scrapes}: scrapes path not found")
-    report = IndexReport()
     result = ingest(scrapes)
+    report = index_articles(result.articles, settings, index_dir, rebuild, progress, embedder, t0)
     report.warnings = [str(w) for w in result.warnings]
-    articles = result.articles
+    return report
 
+
+def index_articles(
+    articles: list[Article],
+    settings: Settings,
+    index_dir: Path,
+    rebuild: bool = False,
+    progress: ProgressFn | None = None,
+    embedder: Any = None,
+    t0: float | None = None,
+) -> IndexReport:
+    """Make the index at `index_dir` hold exactly `articles`, embedding only what changed."""
+    t0 = time.perf_counter() if t0 is None else t0
+    report = IndexReport()
     store = open_store(index_dir, create=True)
     try:
         with store.writing():  # type: ignore[attr-defined]

@@ -78,6 +78,7 @@ class Retriever:
         self.store = store
         self.settings = settings
         self._embedder = embedder
+        self._query_vectors: dict[str, np.ndarray] = {}
 
     @property
     def embedder(self) -> Any:
@@ -86,7 +87,13 @@ class Retriever:
         return self._embedder
 
     def embed_query(self, query: str) -> np.ndarray:
-        return self.embedder.embed([query])[0]
+        """The query's vector; remembered, since evaluation asks several retrievers in turn."""
+        vec = self._query_vectors.get(query)
+        if vec is None:
+            if len(self._query_vectors) > 1024:
+                self._query_vectors.clear()
+            vec = self._query_vectors[query] = self.embedder.embed([query])[0]
+        return vec
 
     def search(
         self,

@@ -1,0 +1,580 @@
+"""Retrieval evaluation that survives re-chunking.
+
+Judgments name articles and verbatim evidence quotes, never chunk ids. At run time each quote is
+located in its article's clean text and a retrieved chunk earns the quote when it covers most of
+it (so a chunk boundary that splits a quote still counts). Two levels are scored with trec_eval's
+own definitions (pytrec_eval):
+
+- evidence: each quote is a relevance unit, earned by the first retrieved chunk that holds it, and
+  only within the first `word_budget` words of retrieved text (about what the LLM reads), so that
+  bigger chunks cannot buy coverage;
+- article: each relevant URL, at its first occurrence in the ranking.
+
+Questions with no relevant article (unanswerable) have no qrels and are left out of these metrics,
+as trec_eval does; answer evaluation handles them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.errors import RagError
+from rag.store import StoredChunk
+
+MEASURES = {
+    "ndcg@10": "ndcg_cut_10",
+    "ndcg@5": "ndcg_cut_5",
+    "mrr@10": "recip_rank",
+    "recall@5": "recall_5",
+    "recall@10": "recall_10",
+    "map@10": "map_cut_10",
+}
+HEADLINE = "ndcg@10"
+QUESTION_TYPES = ("factoid", "paraphrase", "keyword", "explanation", "multi-article", "unanswerable")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    url: str
+    grade: int
+    quote: str
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answer: str
+    type: str
+    relevant: tuple[Evidence, ...]
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Questions from a JSONL file; a malformed line is an error naming the file and line."""
+    if not path.exists():
+        raise RagError(f"{path}: questions file not found")
+    out: list[Question] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            rel = tuple(
+                Evidence(url=r["url"], grade=int(r["grade"]), quote=r["evidence"])
+                for r in d["relevant"]
+            )
+            q = Question(d["id"], d["question"], d.get("answer", ""), d["type"], rel)
+        except (ValueError, KeyError, TypeError) as e:
+            raise RagError(f"{path}:{n}: not a question object ({e})") from None
+        if q.type not in QUESTION_TYPES:
+            raise RagError(f"{path}:{n}: unknown type '{q.type}'")
+        out.append(q)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Locating quotes in clean text
+
+
+def _normalise_with_map(text: str) -> tuple[str, list[int]]:
+    """Text reduced to comparable form, and for each kept character its offset in `text`.
+
+    Drops markdown link targets, emphasis marks and backslashes, folds quotes and dashes,
+    lower-cases and collapses whitespace, so that a quote copied from the page matches the
+    cleaner's output.
+    """
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) + " " * (len(m.group(0)) - len(m.group(1))), text)
+    out: list[str] = []
+    pos: list[int] = []
+    prev_space = True
+    for i, ch in enumerate(text):
+        c = unicodedata.normalize("NFKC", ch).lower()
+        c = c.translate(_FOLD)
+        for cc in c:
+            if cc in "*_\\`":
+                continue
+            if cc.isspace():
+                if prev_space:
+                    continue
+                cc = " "
+                prev_space = True
+            else:
+                prev_space = False
+            out.append(cc)
+            pos.append(i)
+    return "".join(out), pos
+
+
+_FOLD = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
+
+
+def normalise(text: str) -> str:
+    return _normalise_with_map(text)[0].strip()
+
+
+def locate(quote: str, text: str) -> tuple[int, int] | None:
+    """Character span of `quote` in `text`, tolerant of the cleaner's changes; None if absent."""
+    norm, pos = _normalise_with_map(text)
+    q = normalise(quote)
+    if not q:
+        return None
+    i = norm.find(q)
+    if i < 0:
+        return None
+    return pos[i], pos[i + len(q) - 1] + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Building qrels and runs
+
+
+@dataclass
+class ResolvedQuestion:
+    question: Question
+    spans: list[tuple[str, int, int, int]] = field(default_factory=list)  # url, start, end, grade
+    missing: list[Evidence] = field(default_factory=list)
+
+
+def resolve(questions: Sequence[Question], article_texts: dict[str, str]) -> list[ResolvedQuestion]:
+    """Find each evidence quote in the clean text of its article (by URL)."""
+    out = []
+    for q in questions:
+        rq = ResolvedQuestion(q)
+        for ev in q.relevant:
+            text = article_texts.get(ev.url)
+            span = locate(ev.quote, text) if text is not None else None
+            if span is None:
+                rq.missing.append(ev)
+            else:
+                rq.spans.append((ev.url, span[0], span[1], ev.grade))
+        out.append(rq)
+    return out
+
+
+def qrels_for(resolved: Sequence[ResolvedQuestion]) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """Evidence-level and article-level qrels."""
+    ev: dict[str, dict[str, int]] = {}
+    art: dict[str, dict[str, int]] = {}
+    for rq in resolved:
+        if not rq.question.relevant:
+            continue
+        qid = rq.question.id
+        ev[qid] = {f"{qid}#e{n}": g for n, (_, _, _, g) in enumerate(rq.spans)}
+        for e in rq.question.relevant:
+            art.setdefault(qid, {})
+            art[qid][e.url] = max(art[qid].get(e.url, 0), e.grade)
+        if not ev[qid]:
+            del ev[qid]
+    return ev, art
+
+
+def _covers(chunk: StoredChunk, start: int, end: int) -> bool:
+    """A chunk holds a quote when it covers at least half of the quote's characters."""
+    overlap = min(chunk.end, end) - max(chunk.start, start)
+    return overlap > 0 and overlap * 2 >= (end - start)
+
+
+def run_for(
+    rq: ResolvedQuestion, hits: Sequence[StoredChunk], word_budget: int = 1500
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Evidence-level and article-level runs for one question's ranked chunks."""
+    ev_run: dict[str, float] = {}
+    art_run: dict[str, float] = {}
+    earned: set[int] = set()
+    words_before = 0
+    score = 10_000.0
+    for ch in hits:
+        remaining = word_budget - words_before
+        new = []
+        for n, (url, s, e, _) in enumerate(rq.spans):
+            if n in earned or url != ch.url or not _covers(ch, s, e):
+                continue
+            # where the quote starts inside this chunk, in words, decides if it is in budget
+            offset_words = len(ch.text[: max(0, s - ch.start)].split())
+            if offset_words < remaining:
+                new.append(n)
+        if new:
+            for n in new:
+                earned.add(n)
+                ev_run[f"{rq.question.id}#e{n}"] = score
+                score -= 1
+        else:
+            ev_run[f"chunk:{ch.chunk_id}"] = score
+            score -= 1
+        if ch.url not in art_run:
+            art_run[ch.url] = 10_000.0 - len(art_run)
+        words_before += len(ch.text.split())
+    return ev_run, art_run
+
+
+def trec_metrics(
+    qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """Per-query metrics named as in MEASURES, computed by trec_eval (pytrec_eval).
+
+    nDCG uses gain = grade and discount log2(rank + 1) over the top 10 (5); MRR is the
+    reciprocal rank of the first relevant document within the top 10 of the run; a query in
+    qrels with no run scores 0.
+    """
+    import pytrec_eval
+
+    run10 = {
+        q: dict(sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:10]) for q, docs in run.items()
+    }
+    full = {q: run10.get(q) or {"__none__": 0.0} for q in qrels}
+    ev = pytrec_eval.RelevanceEvaluator(qrels, set(MEASURES.values()))
+    res = ev.evaluate(full)
+    return {q: {name: res[q][m] for name, m in MEASURES.items()} for q in res}
+
+
+def mean(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
+    if not per_query:
+        return dict.fromkeys(MEASURES, 0.0)
+    return {m: sum(v[m] for v in per_query.values()) / len(per_query) for m in MEASURES}
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluating a retriever on the development set
+
+SearchFn = Callable[[str, str, int], list[StoredChunk]]  # (query, retriever, k) -> chunks
+
+
+@dataclass
+class RetrieverResult:
+    retriever: str
+    evidence: dict[str, float]
+    article: dict[str, float]
+    per_query: dict[str, dict[str, Any]]
+    mean_chunk_words: float
+    seconds_per_query: float
+
+
+def evaluate_retriever(
+    resolved: Sequence[ResolvedQuestion],
+    search: SearchFn,
+    retriever: str,
+    k: int = 10,
+    word_budget: int = 1500,
+) -> RetrieverResult:
+    import time
+
+    ev_qrels, art_qrels = qrels_for(resolved)
+    ev_run: dict[str, dict[str, float]] = {}
+    art_run: dict[str, dict[str, float]] = {}
+    retrieved: dict[str, list[StoredChunk]] = {}
+    lengths: list[int] = []
+    t0 = time.perf_counter()
+    scored = [rq for rq in resolved if rq.question.relevant]
+    for rq in scored:
+        hits = search(rq.question.question, retriever, k)
+        retrieved[rq.question.id] = hits
+        lengths.extend(len(h.text.split()) for h in hits)
+        ev_run[rq.question.id], art_run[rq.question.id] = run_for(rq, hits, word_budget)
+    elapsed = time.perf_counter() - t0
+    ev_pq = trec_metrics(ev_qrels, ev_run)
+    art_pq = trec_metrics(art_qrels, art_run)
+    per_query = {
+        rq.question.id: {
+            "question": rq.question.question,
+            "type": rq.question.type,
+            "evidence": ev_pq.get(rq.question.id, {}),
+            "article": art_pq.get(rq.question.id, {}),
+            "retrieved": [
+                {"url": h.url, "title": h.title, "heading": h.heading, "text": h.text[:200]}
+                for h in retrieved[rq.question.id][:3]
+            ],
+            "expected": [e.url for e in rq.question.relevant],
+            "missing_evidence": [e.quote for e in rq.missing],
+        }
+        for rq in scored
+    }
+    return RetrieverResult(
+        retriever=retriever,
+        evidence=mean(ev_pq),
+        article=mean(art_pq),
+        per_query=per_query,
+        mean_chunk_words=sum(lengths) / max(1, len(lengths)),
+        seconds_per_query=elapsed / max(1, len(scored)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# BEIR datasets
+
+
+@dataclass
+class BeirData:
+    corpus: dict[str, tuple[str, str]]  # doc id -> (title, text)
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    fingerprint: str
+
+
+def load_beir(path: Path, split: str = "test") -> BeirData:
+    """A BEIR dataset folder; only the split's query ids are kept, graded qrels as given."""
+    need = [path / "corpus.jsonl", path / "queries.jsonl", path / "qrels" / f"{split}.tsv"]
+    for p in need:
+        if not p.exists():
+            raise RagError(f"{p}: missing; a BEIR folder holds corpus.jsonl, queries.jsonl, qrels/{split}.tsv")
+    h = hashlib.sha256()
+    for p in need:
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    corpus: dict[str, tuple[str, str]] = {}
+    for n, line in enumerate(_lines(need[0]), start=1):
+        try:
+            d = json.loads(line)
+            corpus[str(d["_id"])] = (d.get("title") or "", d.get("text") or "")
+        except (ValueError, KeyError) as e:
+            raise RagError(f"{need[0]}:{n}: bad corpus line ({e})") from None
+    qrels: dict[str, dict[str, int]] = {}
+    for n, line in enumerate(_lines(need[2]), start=1):
+        parts = line.split("\t")
+        if n == 1 and not parts[-1].strip().lstrip("-").isdigit():
+            continue  # header
+        if len(parts) < 3:
+            raise RagError(f"{need[2]}:{n}: expected query-id, corpus-id, score")
+        qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    queries: dict[str, str] = {}
+    for n, line in enumerate(_lines(need[1]), start=1):
+        try:
+            d = json.loads(line)
+        except ValueError as e:
+            raise RagError(f"{need[1]}:{n}: bad query line ({e})") from None
+        if str(d["_id"]) in qrels:
+            queries[str(d["_id"])] = d["text"]
+    return BeirData(corpus, queries, qrels, h.hexdigest()[:16])
+
+
+def _lines(path: Path) -> Iterable[str]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield line.rstrip("\n")
+
+
+def beir_run(hits: Sequence[StoredChunk], doc_of: Callable[[StoredChunk], str]) -> dict[str, float]:
+    """Document ranking from chunk hits: each document at its best chunk's rank."""
+    run: dict[str, float] = {}
+    for ch in hits:
+        d = doc_of(ch)
+        if d not in run:
+            run[d] = 10_000.0 - len(run)
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def index_fingerprint(manifest: dict[str, Any]) -> tuple[str, str]:
+    """(index fingerprint, corpus hash): the settings that shape vectors, and the article texts."""
+    ident = {k: manifest.get(k) for k in ("embedder", "chunker", "cleaner", "index_kind")}
+    fp = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    arts = sorted(a["content_hash"] for a in manifest.get("articles", {}).values())
+    corpus = hashlib.sha256("".join(arts).encode()).hexdigest()[:16]
+    return fp, corpus
+
+
+def markdown_table(results: Sequence[RetrieverResult]) -> str:
+    head = "| retriever | level | " + " | ".join(MEASURES) + " |"
+    sep = "|---|---|" + "---:|" * len(MEASURES)
+    rows = [head, sep]
+    for r in results:
+        for level, vals in (("evidence", r.evidence), ("article", r.article)):
+            rows.append(
+                f"| {r.retriever} | {level} | " + " | ".join(f"{vals[m]:.3f}" for m in MEASURES) + " |"
+            )
+    return "\n".join(rows)
+
+
+def worst_questions(result: RetrieverResult, n: int = 5) -> list[dict[str, Any]]:
+    items = sorted(
+        result.per_query.items(), key=lambda kv: (kv[1]["evidence"].get(HEADLINE, 0.0), kv[0])
+    )
+    return [{"id": qid, **v} for qid, v in items[:n]]
+
+
+BEIR_URL = "beir://"
+
+
+def beir_index(data: BeirData, settings: Any, cache_root: Path, progress: Any = None) -> Path:
+    """A throwaway index of a BEIR corpus, cached by dataset hash and index identity."""
+    from rag.index import identity, index_articles
+    from rag.ingest import Article
+
+    ident = hashlib.sha256(json.dumps(identity(settings), sort_keys=True).encode()).hexdigest()[:8]
+    path = cache_root / f"beir-{data.fingerprint}-{ident}"
+    if (path / "manifest.json").exists():
+        return path
+    articles = [
+        Article(
+            url=f"{BEIR_URL}{doc_id}", title=title.strip(), publication="", published=None,
+            fetched=None, text=text.strip() or title.strip(), member_only=False,
+            source_file="corpus.jsonl", source_line=0,
+        )
+        for doc_id, (title, text) in data.corpus.items()
+        if (text.strip() or title.strip())
+    ]
+    index_articles(articles, settings, path, progress=progress)
+    return path
+
+
+def beir_doc(chunk: StoredChunk) -> str:
+    return chunk.url[len(BEIR_URL):]
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole suite, as `rag eval` runs it
+
+
+def run_dev_suite(
+    retriever: Any, questions: Sequence[Question], names: Sequence[str], k: int = 10,
+    word_budget: int = 1500,
+) -> dict[str, Any]:
+    """Evaluate each named retriever on the development set; returns the report as a dict."""
+    store = retriever.store
+    texts: dict[str, str] = {}
+    for a in store.articles():
+        text = store.article_text(a.article_id) or ""
+        for url in (a.url, *a.aliases):
+            texts[url] = text
+    resolved = resolve(questions, texts)
+    results = [
+        evaluate_retriever(
+            resolved,
+            lambda q, name, kk: [h.chunk for h in retriever.search(q, k=kk, retriever=name)],
+            name,
+            k=k,
+            word_budget=word_budget,
+        )
+        for name in names
+    ]
+    manifest = store.manifest() or {}
+    fp, corpus = index_fingerprint(manifest)
+    return {
+        "kind": "dev",
+        "questions": len(questions),
+        "scored_questions": sum(1 for q in questions if q.relevant),
+        "unresolved_evidence": [
+            {"id": rq.question.id, "url": e.url, "evidence": e.quote} for rq in resolved for e in rq.missing
+        ],
+        "k": k,
+        "word_budget": word_budget,
+        "index_fingerprint": fp,
+        "corpus_hash": corpus,
+        "index_generation": manifest.get("generation"),
+        "git_commit": git_commit(),
+        "retrievers": {
+            r.retriever: {
+                "evidence": r.evidence,
+                "article": r.article,
+                "mean_chunk_words": round(r.mean_chunk_words, 1),
+                "seconds_per_query": round(r.seconds_per_query, 4),
+                "worst": worst_questions(r),
+                "per_query": r.per_query,
+            }
+            for r in results
+        },
+        "table": markdown_table(results),
+    }
+
+
+def run_beir_suite(
+    retriever: Any, data: BeirData, names: Sequence[str], k: int = 10, candidates: int = 100
+) -> dict[str, Any]:
+    """Evaluate each named retriever on a BEIR dataset at document level."""
+    import time
+
+    out: dict[str, Any] = {"kind": "beir", "queries": len(data.queries), "fingerprint": data.fingerprint,
+                           "git_commit": git_commit(), "retrievers": {}}
+    for name in names:
+        t0 = time.perf_counter()
+        run = {
+            qid: beir_run([h.chunk for h in retriever.search(q, k=candidates, retriever=name)], beir_doc)
+            for qid, q in data.queries.items()
+        }
+        per_q = trec_metrics(data.qrels, run)
+        out["retrievers"][name] = {
+            "document": mean(per_q),
+            "seconds_per_query": round((time.perf_counter() - t0) / max(1, len(data.queries)), 4),
+        }
+    rows = ["| retriever | " + " | ".join(MEASURES) + " |", "|---|" + "---:|" * len(MEASURES)]
+    for name, r in out["retrievers"].items():
+        rows.append(f"| {name} | " + " | ".join(f"{r['document'][m]:.3f}" for m in MEASURES) + " |")
+    out["table"] = "\n".join(rows)
+    return out
+
+
+def check_baseline(report: dict[str, Any], baseline_path: Path) -> list[str]:
+    """Headline drops beyond the baseline's tolerance, as messages; empty when all is well."""
+    if not baseline_path.exists():
+        raise RagError(f"{baseline_path}: no baseline; write one with `rag eval --write-baseline`")
+    base = json.loads(baseline_path.read_text(encoding="utf-8"))
+    tol = float(base.get("tolerance", 0.02))
+    problems = []
+    for name, levels in base["retrievers"].items():
+        got = report["retrievers"].get(name)
+        if got is None:
+            continue
+        for level, want in levels.items():
+            have = got[level][HEADLINE]
+            if have < want - tol:
+                problems.append(
+                    f"{name} {level} {HEADLINE} fell to {have:.3f} from baseline {want:.3f} "
+                    f"(tolerance {tol})"
+                )
+    return problems
+
+
+def baseline_from(report: dict[str, Any], tolerance: float = 0.02) -> dict[str, Any]:
+    return {
+        "tolerance": tolerance,
+        "metric": HEADLINE,
+        "index_fingerprint": report.get("index_fingerprint"),
+        "corpus_hash": report.get("corpus_hash"),
+        "git_commit": report.get("git_commit"),
+        "retrievers": {
+            name: {lv: r[lv][HEADLINE] for lv in ("evidence", "article")}
+            for name, r in report["retrievers"].items()
+        },
+    }
+
+
+def write_report(report: dict[str, Any], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    lines = [f"# Retrieval evaluation ({report['kind']})", ""]
+    for key in ("questions", "queries", "index_fingerprint", "corpus_hash", "fingerprint", "git_commit"):
+        if key in report:
+            lines.append(f"- {key}: {report[key]}")
+    lines += ["", report["table"], ""]
+    for name, r in report["retrievers"].items():
+        if "worst" not in r:
+            continue
+        lines += [f"## Worst questions: {name} (mean chunk {r['mean_chunk_words']} words)", ""]
+        for w in r["worst"]:
+            lines.append(f"- {w['id']} ({w['type']}) {w['question']} — evidence nDCG@10 "
+                         f"{w['evidence'].get(HEADLINE, 0):.3f}; expected {', '.join(sorted(set(w['expected'])))}; "
+                         f"got {', '.join(x['title'] for x in w['retrieved'])}")
+        lines.append("")
+    (folder / "report.md").write_text("\n".join(lines), encoding="utf-8")
