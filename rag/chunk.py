@@ -178,3 +178,21 @@ def chunk_article(
                 back += units[k].tokens
             i = k
     return chunks
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a text: lines first (lists, code), then sentence ends within a line."""
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        start = 0
+        for m in _SENTENCE_END_RE.finditer(line):
+            piece = line[start : m.end()].strip()
+            if piece:
+                out.append(piece)
+            start = m.end()
+        if line[start:].strip():
+            out.append(line[start:].strip())
+    return out

@@ -245,6 +245,148 @@ def _print_hits(query: str, hits: list[Any], retriever: str) -> None:
     Console().print(t)
 
 
+# --------------------------------------------------------------------------------- ask
+
+
+def _open_answerer(settings: Settings, index_dir: Path | None, model: Path | None, quiet: bool) -> Any:
+    """The answerer; builds the index first when there is none yet."""
+    from rag.answer import Answerer
+    from rag.errors import IndexMissing
+    from rag.retrieve import Retriever
+    from rag.store import open_store
+
+    path = index_dir or settings.paths.index
+    try:
+        store = open_store(path)
+        if store.manifest() is None:
+            raise IndexMissing(str(path))
+    except IndexMissing:
+        from rag.index import build_index
+
+        if not quiet:
+            typer.secho(f"no index at {path} yet: building it from {settings.paths.scrapes} …",
+                        fg=typer.colors.CYAN, err=True)
+        report = build_index(settings, None, path)
+        if not quiet:
+            typer.secho(f"indexed {report.articles} articles, {report.chunks} chunks "
+                        f"in {report.seconds:.1f}s", fg=typer.colors.CYAN, err=True)
+        store = open_store(path)
+    llm = settings.llm
+    if model is not None:
+        llm = llm.model_copy(update={"model_path": str(model)})
+    return Answerer(Retriever(store, settings.retrieve), settings.answer, llm)
+
+
+def _print_answer(ans: Any, streamed: bool) -> None:
+    from rich.console import Console
+
+    con = Console()
+    if streamed:
+        typer.echo("", err=True)
+    if ans.abstained:
+        con.print(f"[yellow]{ans.answer}[/yellow]")
+        if ans.closest:
+            con.print("Closest sources:")
+            for h in ans.closest[:3]:
+                con.print(f"  - {h.chunk.title} — {h.chunk.url}", highlight=False)
+        return
+    label = "answer" if ans.mode == "llm" else "answer (extractive: quoted from the sources)"
+    if streamed and ans.dropped:
+        label += f"; {len(ans.dropped)} unsupported sentence(s) removed"
+    con.print(f"[bold]{label}[/bold]")
+    con.print(ans.answer, highlight=False)
+    con.print("\n[bold]Sources[/bold]")
+    for c in ans.citations:
+        date = f" ({c.published[:10]})" if c.published else ""
+        con.print(f"[{c.n}] {c.title} — {c.url}{date}", highlight=False, markup=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question; '-' reads one question a line from stdin.")],
+    k: Annotated[int | None, typer.Option("--k", min=1, max=20, help="Sources given to the answerer.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="A GGUF model file to answer with.")] = None,
+    extractive: Annotated[
+        bool, typer.Option("--extractive", help="Quote the best source sentences; no LLM.")
+    ] = False,
+    llm_mode: Annotated[bool, typer.Option("--llm", help="Answer with the LLM (verified).")] = False,
+    index_dir: IndexOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Answer a question from the indexed articles, with checked citations."""
+    settings = _settings(config, {"answer": {"sources": k}})
+    if extractive and llm_mode:
+        raise RagError("--extractive and --llm: choose one")
+    mode = "extractive" if extractive else ("llm" if llm_mode else None)
+    questions = _queries(question) if question != "-" else _queries("-")
+    answerer = _open_answerer(settings, index_dir, model, quiet=as_json)
+    for q in questions:
+        streamed = False
+
+        def stream(token: str) -> None:
+            nonlocal streamed
+            if not streamed:
+                typer.secho("draft: ", dim=True, nl=False, err=True)
+            streamed = True
+            typer.secho(token, dim=True, nl=False, err=True)
+
+        ans = answerer.ask(q, mode=mode, stream=None if as_json else stream)
+        if as_json:
+            typer.echo(json.dumps(ans.as_dict(), ensure_ascii=False))
+        else:
+            _print_answer(ans, streamed)
+
+
+@app.command()
+def chat(
+    model: Annotated[Path | None, typer.Option("--model", help="A GGUF model file to answer with.")] = None,
+    extractive: Annotated[bool, typer.Option("--extractive", help="Quote sources; no LLM.")] = False,
+    index_dir: IndexOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Interactive questions with models loaded once. :sources lists the last sources, :quit ends."""
+    settings = _settings(config)
+    answerer = _open_answerer(settings, index_dir, model, quiet=False)
+    mode = "extractive" if extractive else None
+    last: Any = None
+    history: list[str] = []
+    typer.echo("Ask a question (:sources, :quit).")
+    while True:
+        try:
+            line = input("> ").strip()
+        except EOFError:
+            break
+        if not line:
+            continue
+        if line in (":quit", ":q", ":exit"):
+            break
+        if line == ":sources":
+            if last is None:
+                typer.echo("no question asked yet")
+            else:
+                for h in last.closest:
+                    typer.echo(f"  {h.rank}. {h.chunk.title} — {h.chunk.url}")
+            continue
+        # A short follow-up ("and why?") is read together with the previous question.
+        q = line
+        if history and len(line.split()) <= 4:
+            q = f"{history[-1]} {line}"
+        history.append(line)
+        try:
+            streamed = False
+
+            def stream(token: str) -> None:
+                nonlocal streamed
+                streamed = True
+                typer.secho(token, dim=True, nl=False, err=True)
+
+            last = answerer.ask(q, mode=mode, stream=stream)
+            _print_answer(last, streamed)
+        except RagError as e:
+            _err(str(e))
+
+
 # --------------------------------------------------------------------------------- eval
 
 

@@ -87,6 +87,7 @@ def build_index(
     rebuild: bool = False,
     progress: ProgressFn | None = None,
     embedder: Any = None,
+    export_query_model: bool = True,
 ) -> IndexReport:
     """Bring the index at `index_dir` up to date with the scrapes; returns what changed."""
     t0 = time.perf_counter()
@@ -95,7 +96,9 @@ def build_index(
     if not scrapes.exists():
         raise RagError(f"{scrapes}: scrapes path not found")
     result = ingest(scrapes)
-    report = index_articles(result.articles, settings, index_dir, rebuild, progress, embedder, t0)
+    report = index_articles(
+        result.articles, settings, index_dir, rebuild, progress, embedder, t0, export_query_model
+    )
     report.warnings = [str(w) for w in result.warnings]
     return report
 
@@ -108,6 +111,7 @@ def index_articles(
     progress: ProgressFn | None = None,
     embedder: Any = None,
     t0: float | None = None,
+    export_query_model: bool = True,
 ) -> IndexReport:
     """Make the index at `index_dir` hold exactly `articles`, embedding only what changed."""
     t0 = time.perf_counter() if t0 is None else t0
@@ -195,7 +199,8 @@ def index_articles(
                     "query_embedder": QUERY_MODEL_FILE,
                 }
                 store.commit(changes, manifest)
-            ensure_query_model(index_dir, embedder, settings)
+            if export_query_model:
+                ensure_query_model(index_dir, embedder, settings)
             report.generation = int((store.manifest() or {}).get("generation", 0))
     finally:
         store.close()

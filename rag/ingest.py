@@ -140,6 +140,8 @@ def _control_ratio(data: bytes) -> float:
 # ---------------------------------------------------------------------------------------------
 # Splitting a bundle into raw articles
 
+_ODD_SPACE_RE = re.compile("[\u00a0\u2000-\u200a\u202f\u205f\u3000]")
+_INVISIBLE_RE = re.compile("[\u200b-\u200d\u2060\ufeff]")
 _HEADER_KEYS = ("Source", "Date fetched", "Title", "URL Source", "Published Time")
 _HEADER_RE = re.compile(r"^(Source|Date fetched|Title|URL Source|Published Time):\s*(.*)$")
 _VISUAL = "## Visual Content Analysis"
@@ -320,7 +322,7 @@ def clean_page(body: list[str], title: str) -> tuple[str, bool]:
     norm_title = _norm_title(title)
     i = 0
     while i < len(body):
-        raw = body[i].replace("\u00a0", " ").replace("\u200b", "")
+        raw = body[i]
         nxt = body[i + 1].strip() if i + 1 < len(body) else ""
         i += 1
         if raw.strip().startswith("```"):
@@ -415,6 +417,7 @@ def parse_bundle(path: Path, data: bytes | None = None) -> tuple[list[Article], 
     text, warnings = _decode(path, data)
     if text is None:
         return [], warnings
+    text = _ODD_SPACE_RE.sub(" ", _INVISIBLE_RE.sub("", text))
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     raws = list(_split_articles(lines))
     if not raws:

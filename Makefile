@@ -1,0 +1,38 @@
+# The README's two commands are `make demo` and `make test`; both set up what they need.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench eval clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: the CPU build on this machine's disk (plain `torch` pulls CUDA, GBs)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/rag index
+	$(BIN)/rag ask "What is p-hacking?"
+	$(BIN)/rag search "how does self-attention work" --k 3
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check rag tests
+	$(BIN)/mypy rag
+
+eval: setup
+	$(BIN)/rag eval --check
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf indexes/default eval/cache

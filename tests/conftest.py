@@ -1,0 +1,110 @@
+"""Shared fixtures: the shipped corpus, a fake embedder for exact unit tests, and the real models
+loaded once per session for integration tests (offline loading is part of what we ship)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "data" / "scrapes" / "000_6d7d6aa2d5092b1c.txt"
+
+
+class FakeEmbedder:
+    """Bag-of-words hashing vectors: exact, instant, and similar texts get similar vectors."""
+
+    name = "all-MiniLM-L6-v2"
+    dimension = 384
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts = 0
+
+    def embed(self, texts, progress=None):
+        self.calls += 1
+        self.texts += len(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in re.findall(r"\w+", t.lower()):
+                h = int(hashlib.md5(w.encode()).hexdigest()[:8], 16)
+                out[i, h % self.dimension] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-9)
+
+
+def split_bundles(text: str) -> list[str]:
+    """The seed file holds four bundles, each starting with a `# Bundle:` line."""
+    parts = re.split(r"(?m)^(?=# Bundle:)", text)
+    return [p for p in parts if p.strip()]
+
+
+@pytest.fixture(scope="session")
+def seed_text() -> str:
+    return SEED.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def bundles(seed_text: str) -> list[str]:
+    b = split_bundles(seed_text)
+    assert len(b) == 4
+    return b
+
+
+@pytest.fixture()
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from rag.config import load_settings
+
+    return load_settings(environ={})
+
+
+@pytest.fixture(scope="session")
+def torch_embedder():
+    from rag.embed import TorchEmbedder
+
+    return TorchEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory, settings, torch_embedder) -> Path:
+    """The shipped corpus indexed with the real embedder, ONNX query model included."""
+    from rag.index import build_index
+
+    path = tmp_path_factory.mktemp("idx") / "default"
+    build_index(settings, SEED.parent, path, embedder=torch_embedder)
+    return path
+
+
+@pytest.fixture()
+def real_index_copy(real_index: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "idx"
+    shutil.copytree(real_index, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def retriever(real_index, settings):
+    from rag.retrieve import Retriever
+    from rag.store import open_store
+
+    return Retriever(open_store(real_index), settings.retrieve)
+
+
+@pytest.fixture(scope="session")
+def answerer(retriever, settings):
+    from rag.answer import Answerer
+
+    return Answerer(retriever, settings.answer, settings.llm)

@@ -1,0 +1,152 @@
+"""Building and updating the index with the real parser, embedder and FAISS."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rag.chunk import chunk_article
+from rag.embed import count_tokens
+from rag.errors import IndexCorrupt, IndexMissing, RagError
+from rag.index import build_index
+from rag.ingest import ingest
+from rag.store import Filters, open_store
+
+
+def _articles_of(text: str) -> list[str]:
+    """Each article block (from its `## Publication` to the end of its repeat) of a bundle."""
+    starts = [m.start() for m in re.finditer(r"(?m)^## (?!Visual Content Analysis)[^\n]+\n\nSource:", text)]
+    return [text[s:e] for s, e in zip(starts, [*starts[1:], len(text)], strict=True)]
+
+
+@pytest.fixture()
+def scrapes(tmp_path: Path, bundles: list[str]) -> Path:
+    d = tmp_path / "scrapes"
+    d.mkdir()
+    (d / "001.md").write_text(bundles[0])
+    (d / "002.md").write_text(bundles[1])
+    return d
+
+
+def test_incremental_update_embeds_only_new_and_changed(tmp_path, scrapes, bundles, settings, torch_embedder):
+    index = tmp_path / "index"
+    first = build_index(settings, scrapes, index, embedder=torch_embedder, export_query_model=False)
+    assert (first.articles, first.added, first.updated, first.removed) == (6, 6, 0, 0)
+
+    new_article = _articles_of(bundles[2])[0]  # LLMs from scratch
+    dup = _articles_of(bundles[1])[0]  # an exact duplicate of an indexed article
+    stats = _articles_of(bundles[0])[0]
+    assert "The Statistical Significance Scam" in stats
+    changed = stats.replace("2024-11-10T01:45:17.300885", "2024-11-20T00:00:00").replace(
+        "Statistical significance is like the drive-thru of the research world.",
+        "Statistical significance is like a vending machine for conclusions.",
+    )
+    (scrapes / "003.md").write_text(new_article + changed + dup)
+
+    second = build_index(settings, scrapes, index, embedder=torch_embedder, export_query_model=False)
+    assert (second.added, second.updated, second.removed, second.unchanged) == (1, 1, 0, 5)
+    arts = {a.url: a for a in ingest(scrapes).articles}
+    expect = sum(
+        len(chunk_article(a, count_tokens, 256, 160, 32))
+        for url, a in arts.items()
+        if "understanding-llms" in url or "statistical-significance" in url
+    )
+    assert second.embedded_chunks == expect
+    store = open_store(index)
+    assert not any("drive-thru" in c.text for c in store.all_chunks())
+    assert not any("drive-thru" in h.text for h, _ in store.search_lexical("drive thru research", 20))
+    hits = store.search_lexical("vending machine conclusions", 3)
+    assert hits and "vending machine" in hits[0][0].text
+    assert store.chunk_count() == second.chunks == sum(a.chunks for a in store.articles())
+
+
+def test_unchanged_scrapes_do_nothing(tmp_path, scrapes, settings, fake_embedder):
+    index = tmp_path / "index"
+    build_index(settings, scrapes, index, embedder=fake_embedder)
+    gen = json.loads((index / "manifest.json").read_text())["generation"]
+    again = build_index(settings, scrapes, index, embedder=fake_embedder)
+    assert (again.unchanged, again.embedded_chunks) == (6, 0)
+    assert json.loads((index / "manifest.json").read_text())["generation"] == gen
+
+
+def test_removed_article_is_deleted_for_real(tmp_path, scrapes, settings, fake_embedder):
+    index = tmp_path / "index"
+    build_index(settings, scrapes, index, embedder=fake_embedder)
+    (scrapes / "002.md").unlink()
+    rep = build_index(settings, scrapes, index, embedder=fake_embedder)
+    assert (rep.removed, rep.articles) == (3, 3)
+    import sqlite3
+
+    db = sqlite3.connect(index / "chunks.sqlite")
+    assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 3
+    n_chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    assert n_chunks == db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == rep.chunks
+    assert list(index.glob("vectors-*.faiss")) == [index / f"vectors-{rep.generation}.faiss"]
+
+
+def test_changed_chunker_settings_rebuild_everything(tmp_path, scrapes, settings, fake_embedder):
+    index = tmp_path / "index"
+    build_index(settings, scrapes, index, embedder=fake_embedder)
+    other = settings.model_copy(update={"chunk": settings.chunk.model_copy(update={"target_tokens": 100})})
+    rep = build_index(other, scrapes, index, embedder=fake_embedder)
+    assert rep.rebuilt and "chunker" in rep.rebuild_reason
+    assert rep.embedded_chunks == rep.chunks
+
+
+def test_failed_build_loses_nothing(tmp_path, scrapes, bundles, settings, fake_embedder):
+    index = tmp_path / "index"
+    build_index(settings, scrapes, index, embedder=fake_embedder)
+    before = sorted(a.url for a in open_store(index).articles())
+
+    class Exploding:
+        def embed(self, texts, progress=None):
+            raise RuntimeError("disk on fire")
+
+    (scrapes / "003.md").write_text(bundles[2])
+    with pytest.raises(RuntimeError):
+        build_index(settings, scrapes, index, embedder=Exploding())
+    store = open_store(index)
+    assert sorted(a.url for a in store.articles()) == before
+    assert store.search_lexical("significance", 3)
+    rep = build_index(settings, scrapes, index, embedder=fake_embedder)
+    assert rep.added == 3
+
+
+def test_second_writer_is_refused(tmp_path, scrapes, settings, fake_embedder):
+    index = tmp_path / "index"
+    build_index(settings, scrapes, index, embedder=fake_embedder)
+    store = open_store(index)
+    with store.writing():
+        with pytest.raises(RagError, match="another `rag index` is writing"):
+            build_index(settings, scrapes, index, embedder=fake_embedder)
+
+
+def test_filters_by_url_publication_and_date(real_index):
+    store = open_store(real_index)
+    vec = store.vectors([store.all_chunks()[0].chunk_id])[0]
+    hits = store.search_dense(vec, 50, Filters(publication="stackademic"))
+    assert hits and all("stackademic" in h.url for h, _ in hits)
+    hits = store.search_lexical("python", 50, Filters(since="2024-10-20", until="2024-10-31"))
+    assert {h.published[:10] for h, _ in hits} <= {"2024-10-23", "2024-10-30"}
+    assert store.search_lexical("python", 50, Filters(url="no-such-article")) == []
+
+
+def test_missing_and_corrupt_indexes_are_one_line_errors(tmp_path, real_index_copy):
+    with pytest.raises(IndexMissing, match="run `rag index` first"):
+        open_store(tmp_path / "nothing")
+    m = json.loads((real_index_copy / "manifest.json").read_text())
+    faiss_file = real_index_copy / m["faiss_file"]
+    faiss_file.write_bytes(faiss_file.read_bytes()[:1000])
+    with pytest.raises(IndexCorrupt, match=r"rag index --rebuild"):
+        open_store(real_index_copy).search_lexical("python", 3)
+
+
+def test_manifest_records_what_shapes_the_vectors(real_index):
+    m = json.loads((real_index / "manifest.json").read_text())
+    assert m["embedder"] == {"name": "all-MiniLM-L6-v2", "dimension": 384, "normalized": True}
+    assert m["chunker"]["max_tokens"] == 256 and m["cleaner"]["version"]
+    assert m["counts"]["articles"] == 11 and m["index_kind"] == "flat"
+    assert all(len(a["content_hash"]) == 32 for a in m["articles"].values())
