@@ -188,6 +188,16 @@ class Answerer:
         ans.timings = {**timings, **ans.timings}
         return ans
 
+    def _sources_from_texts(self, texts: list[str]) -> list[_Source]:
+        """Sources made from bare texts (evaluation re-scores printed sentences this way)."""
+        from rag.store import StoredChunk
+
+        hits = [
+            Hit(StoredChunk(str(i), "", "", "", "", None, "", t, 0, len(t), 0, False), 0.0, i + 1, "")
+            for i, t in enumerate(texts)
+        ]
+        return self._sources(hits)
+
     def _sources(self, hits: list[Hit]) -> list[_Source]:
         """Numbered sources with their sentences (instruction-like ones withheld) and vectors."""
         out: list[_Source] = []
@@ -205,6 +215,12 @@ class Answerer:
                 s.vectors = vecs[pos : pos + len(s.sentences)]
                 pos += len(s.sentences)
         return out
+
+    def question_score(self, question: str) -> float:
+        """The abstention signal for a question, as `ask` computes it."""
+        qvec = self.retriever.embed_query(question)
+        hits = self.retriever.search(question, k=self.settings.sources, query_vector=qvec)
+        return self.evidence_score(question, qvec, self._sources(hits))
 
     def evidence_score(self, question: str, qvec: np.ndarray, sources: list[_Source]) -> float:
         """How well the best retrieved sentence matches the question: cosine similarity.

@@ -409,6 +409,10 @@ def eval_(
     write_baseline: Annotated[
         bool, typer.Option("--write-baseline", help="Save this run as eval/baseline.json.")
     ] = False,
+    answers: Annotated[
+        bool, typer.Option("--answers", help="Evaluate answers (llm and extractive) instead.")
+    ] = False,
+    modes: Annotated[str, typer.Option("--modes", help="Answer modes to compare.")] = "llm,extractive",
     index_dir: IndexOpt = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
@@ -424,6 +428,9 @@ def eval_(
     for n in names:
         if n not in RETRIEVERS:
             raise RagError(f"--retriever: unknown retriever '{n}' (use {', '.join(RETRIEVERS)})")
+    if answers:
+        _eval_answers(settings, index_dir, questions, modes, report, as_json)
+        return
     if beir is not None:
         data = ev.load_beir(beir)
         typer.echo(f"BEIR {beir}: {len(data.corpus)} documents, {len(data.queries)} queries", err=True)
@@ -461,6 +468,39 @@ def eval_(
         if problems:
             raise typer.Exit(1)
         typer.echo("check passed: no headline metric fell beyond the tolerance", err=True)
+
+
+def _eval_answers(
+    settings: Settings, index_dir: Path | None, questions: Path | None, modes: str,
+    report: Path | None, as_json: bool,
+) -> None:
+    from rag import evaluate as ev
+    from rag.config import PROJECT_ROOT
+
+    qs = ev.load_questions(questions or PROJECT_ROOT / "eval" / "questions.jsonl")
+    answerer = _open_answerer(settings, index_dir, None, quiet=True)
+    scores = {q.id: answerer.question_score(q.question) for q in qs}
+    cal = ev.calibrate([scores[q.id] for q in qs if q.relevant], [scores[q.id] for q in qs if not q.relevant])
+    names = [m.strip() for m in modes.split(",") if m.strip()]
+    for m in names:
+        if m not in ("llm", "extractive"):
+            raise RagError(f"--modes: unknown mode '{m}' (use llm, extractive)")
+    result = ev.run_answer_suite(answerer, qs, names)
+    result["calibration"] = {**cal, "configured_threshold": settings.answer.abstain_below}
+    if report:
+        report.mkdir(parents=True, exist_ok=True)
+        (report / "answers.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+        (report / "answers.md").write_text(f"# Answer evaluation\n\n{result['table']}\n\n"
+                                           f"Calibrated abstention threshold: {cal['threshold']} "
+                                           f"(answers {cal['answer_rate']:.2f}, abstains {cal['abstain_rate']:.2f})\n")
+    if as_json:
+        slim = {**result, "modes": {m: {k: v for k, v in d.items() if k != "rows"} for m, d in result["modes"].items()}}
+        typer.echo(json.dumps(slim, ensure_ascii=False))
+        return
+    typer.echo(result["table"])
+    typer.echo(f"abstention threshold: configured {settings.answer.abstain_below}, calibrated "
+               f"{cal['threshold']} (answers {cal['answer_rate']:.2f} of answerable, abstains on "
+               f"{cal['abstain_rate']:.2f} of unanswerable)")
 
 
 def main() -> None:

@@ -500,7 +500,7 @@ def run_dev_suite(
 
 
 def run_beir_suite(
-    retriever: Any, data: BeirData, names: Sequence[str], k: int = 10, candidates: int = 100
+    retriever: Any, data: BeirData, names: Sequence[str], k: int = 10, candidates: int = 20
 ) -> dict[str, Any]:
     """Evaluate each named retriever on a BEIR dataset at document level."""
     import time
@@ -578,3 +578,111 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
                          f"got {', '.join(x['title'] for x in w['retrieved'])}")
         lines.append("")
     (folder / "report.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers: abstention calibration and answer quality, per mode
+
+
+def calibrate(answerable: Sequence[float], unanswerable: Sequence[float]) -> dict[str, Any]:
+    """The abstention threshold that best separates answerable from unanswerable questions.
+
+    Maximises answer rate + abstention rate (balanced accuracy); among equals, takes the middle
+    of the widest gap, so that the threshold does not sit on a single question's score.
+    """
+    cands = sorted(set(answerable) | set(unanswerable))
+    if not cands:
+        return {"threshold": 0.0, "answer_rate": 0.0, "abstain_rate": 0.0}
+    mids = [cands[0] - 1e-6] + [(a + b) / 2 for a, b in zip(cands, cands[1:], strict=False)] + [cands[-1] + 1e-6]
+
+    def rates(t: float) -> tuple[float, float]:
+        ans = sum(s >= t for s in answerable) / max(1, len(answerable))
+        abst = sum(s < t for s in unanswerable) / max(1, len(unanswerable))
+        return ans, abst
+
+    top = max(sum(rates(t)) for t in mids)
+    ties = [t for t in mids if abs(sum(rates(t)) - top) < 1e-12]
+    best = ties[len(ties) // 2]
+    a, u = rates(best)
+    return {
+        "threshold": round(best, 4),
+        "answer_rate": a,
+        "abstain_rate": u,
+        "answerable_scores": sorted(round(x, 4) for x in answerable),
+        "unanswerable_scores": sorted(round(x, 4) for x in unanswerable),
+    }
+
+
+def _content(text: str) -> set[str]:
+    from rag.answer import content_words
+
+    return content_words(text)
+
+
+def run_answer_suite(
+    answerer: Any, questions: Sequence[Question], modes: Sequence[str], progress: Any = None
+) -> dict[str, Any]:
+    """Answer every question in each mode and score what the user would see."""
+    import time
+
+    import numpy as np
+
+    from rag.answer import support
+
+    out: dict[str, Any] = {"kind": "answers", "questions": len(questions), "git_commit": git_commit(),
+                           "modes": {}}
+    threshold = answerer.settings.min_support
+    for mode in modes:
+        rows = []
+        for i, q in enumerate(questions):
+            t0 = time.perf_counter()
+            ans = answerer.ask(q.question, mode=mode)
+            secs = time.perf_counter() - t0
+            relevant = {e.url for e in q.relevant}
+            cited = [c.url for c in ans.citations]
+            supported = 0
+            for text, cites, _ in ans.sentences:
+                vec = answerer.retriever.embedder.embed([text])[0]
+                best = 0.0
+                for n in cites:
+                    c = ans.citations[n - 1]
+                    src = answerer._sources_from_texts([c.text])[0]
+                    best = max(best, support(text, vec, src))
+                supported += best >= threshold
+            gold = _content(q.answer)
+            rows.append({
+                "id": q.id, "answerable": bool(q.relevant), "abstained": ans.abstained,
+                "mode": ans.mode, "cited": cited,
+                "cited_relevant": sum(u in relevant for u in cited),
+                "sentences": len(ans.sentences), "supported": supported,
+                "gold_recall": len(gold & _content(ans.answer)) / len(gold) if gold else None,
+                "seconds": secs, "first_token": ans.timings.get("first_token"),
+                "answer": ans.answer,
+            })
+            if progress:
+                progress(mode, i + 1, len(questions))
+        ansq = [r for r in rows if r["answerable"]]
+        unq = [r for r in rows if not r["answerable"]]
+        answered = [r for r in ansq if not r["abstained"]]
+        n_cites = sum(len(r["cited"]) for r in answered)
+        n_sent = sum(r["sentences"] for r in rows if not r["abstained"])
+        recalls = [r["gold_recall"] for r in answered if r["gold_recall"] is not None]
+        firsts = [r["first_token"] for r in rows if r["first_token"]]
+        out["modes"][mode] = {
+            "answer_rate": len(answered) / max(1, len(ansq)),
+            "abstain_rate": sum(r["abstained"] for r in unq) / max(1, len(unq)),
+            "citation_precision": sum(r["cited_relevant"] for r in answered) / max(1, n_cites),
+            "supported_share": sum(r["supported"] for r in rows if not r["abstained"]) / max(1, n_sent),
+            "gold_word_recall": float(np.mean(recalls)) if recalls else 0.0,
+            "seconds_per_answer": float(np.mean([r["seconds"] for r in rows])),
+            "median_first_token": float(np.median(firsts)) if firsts else None,
+            "llm_fell_back": sum(r["mode"] == "extractive" for r in answered) if mode == "llm" else None,
+            "rows": rows,
+        }
+    cols = ["answer_rate", "abstain_rate", "citation_precision", "supported_share",
+            "gold_word_recall", "seconds_per_answer"]
+    lines = ["| mode | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for mode, m in out["modes"].items():
+        lines.append(f"| {mode} | " + " | ".join(f"{m[c]:.3f}" for c in cols) + " |")
+    out["table"] = "\n".join(lines)
+    return out

@@ -1,0 +1,99 @@
+"""`rag search` on the real corpus with the real models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rag.errors import RagError
+from rag.retrieve import cap_per_article, rrf_fuse
+from rag.store import Filters
+
+
+def rag(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_rare_keyword_is_found_lexically(retriever):
+    (top,) = retriever.search("y2b", k=1, retriever="bm25")
+    assert "I Built an AI App" in top.chunk.title
+    (top,) = retriever.search("sentencpiece", k=1, retriever="bm25")
+    assert top.chunk.heading.endswith("Subword Tokenizers")
+
+
+def test_paraphrase_without_shared_words_is_found_densely(retriever):
+    query = "turning raw output numbers into chances that add up to one"
+    (top,) = retriever.search(query, k=1, retriever="dense")
+    assert top.chunk.heading.endswith("Softmax")
+    assert "softmax" not in query
+
+
+def test_hybrid_finds_both_kinds(retriever):
+    assert any("I Built an AI App" in h.chunk.title for h in retriever.search("y2b", k=3))
+    hits = retriever.search("turning raw output numbers into chances that add up to one", k=3)
+    assert any(h.chunk.heading.endswith("Softmax") for h in hits)
+
+
+def test_filters_restrict_hits(retriever):
+    hits = retriever.search("python libraries", k=10, filters=Filters(publication="plain english"))
+    assert hits and all("python-in-plain-english" in h.chunk.url for h in hits)
+    hits = retriever.search("data science", k=10, filters=Filters(since="2024-11-01"))
+    assert hits and all(h.chunk.published and h.chunk.published[:10] >= "2024-11-01" for h in hits)
+
+
+def test_max_per_article_caps_hits(retriever):
+    hits = retriever.search("neural network weights", k=5, max_per_article=1)
+    assert len({h.chunk.article_id for h in hits}) == len(hits)
+
+
+def test_empty_query_is_an_error(retriever):
+    with pytest.raises(RagError, match="empty query"):
+        retriever.search("   ")
+
+
+def test_rrf_fusion_by_hand():
+    fused = rrf_fuse([["a", "b"], ["b", "c"]], [1.0, 1.0], 60)
+    assert [d for d, _ in fused] == ["b", "a", "c"]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_cap_per_article_keeps_order():
+    from rag.store import StoredChunk
+
+    def ch(cid, art):
+        return StoredChunk(cid, art, "u", "t", "p", None, "", "", 0, 0, 0, False)
+
+    ranked = [(ch("1", "A"), 3.0), (ch("2", "A"), 2.0), (ch("3", "B"), 1.0)]
+    assert [c.chunk_id for c, _ in cap_per_article(ranked, 1)] == ["1", "3"]
+
+
+def test_cli_json_and_stdin_batch(real_index):
+    res = rag("search", "-", "--index", str(real_index), "--json", "--k", "3",
+              stdin="what is p-hacking\n\nhow does softmax work\n")
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [x["query"] for x in lines] == ["what is p-hacking", "how does softmax work"]
+    for x in lines:
+        assert x["retriever"] == "hybrid" and len(x["results"]) == 3
+        r = x["results"][0]
+        assert set(r) == {"rank", "score", "chunk_id", "url", "title", "heading", "published", "text"}
+        assert r["rank"] == 1 and r["url"].startswith("https://medium.com/")
+
+
+def test_cli_errors_are_one_line(real_index, tmp_path):
+    res = rag("search", "", "--index", str(real_index))
+    assert res.returncode == 1 and res.stderr.strip() == "error: empty query: give some words to search for"
+    res = rag("search", "x", "--index", str(tmp_path / "none"))
+    assert res.returncode == 1 and "no index here yet" in res.stderr and "Traceback" not in res.stderr
+    res = rag("search", "x", "--index", str(real_index), "--since", "last week")
+    assert res.returncode == 1 and "--since" in res.stderr
+    res = rag("search", "x", "--k", "many")
+    assert res.returncode == 2 and "--k" in res.stderr and "Traceback" not in res.stderr
+    res = rag("index", "--scrapes", str(tmp_path / "missing"), "--index", str(tmp_path / "i"))
+    assert res.returncode == 1 and "scrapes path not found" in res.stderr
+    assert not (tmp_path / "i").exists()
