@@ -37,6 +37,7 @@ SYSTEM_PROMPT = (
     "that supports it in square brackets, like [1]. If the sources do not answer the question, "
     "say that they do not."
 )
+PROMPT_SENTENCES = 4  # per source
 USER_TEMPLATE = "Sources:\n{sources}\n\nQuestion: {question}\nAnswer:"
 
 _INJECTION_RE = re.compile(
@@ -45,6 +46,7 @@ _INJECTION_RE = re.compile(
     r"|new instructions?)\b",
     re.IGNORECASE,
 )
+_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*%?")
 _LIST_MARK_RE = re.compile(r"^(?:[*+-]|\d+\.|>)\s+")
 _CITE_RE = re.compile(r"\[(\d{1,3})\]")
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -177,7 +179,7 @@ class Answerer:
         if mode == "extractive":
             ans = self._extractive(question, qvec, sources)
         else:
-            ans = self._generate(question, sources, stream, timings)
+            ans = self._generate(question, qvec, sources, stream, timings)
             if not ans.sentences:
                 ext = self._extractive(question, qvec, sources)
                 ext.dropped, ext.draft = ans.dropped, ans.draft
@@ -264,16 +266,26 @@ class Answerer:
 
     # ------------------------------------------------------------------------- generation
 
-    def prompt(self, question: str, sources: list[_Source]) -> list[dict[str, str]]:
+    def prompt(
+        self, question: str, sources: list[_Source], qvec: np.ndarray | None = None
+    ) -> list[dict[str, str]]:
+        """System instructions apart from the sources; each source trimmed to the sentences most
+        like the question (in reading order), which keeps a small model on topic and the
+        first token fast."""
         blocks = []
         for s in sources:
-            text = " ".join(s.sentences)
+            keep = range(len(s.sentences))
+            if qvec is not None and len(s.sentences) > PROMPT_SENTENCES:
+                sims = s.vectors @ qvec
+                keep = sorted(np.argsort(-sims)[:PROMPT_SENTENCES])
+            text = " ".join(s.sentences[i] for i in keep)
             blocks.append(f"[{s.n}] {s.hit.chunk.title}\n{text}")
         user = USER_TEMPLATE.format(sources="\n\n".join(blocks), question=question)
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
     def _generate(
-        self, question: str, sources: list[_Source], stream: StreamFn | None, timings: dict[str, float]
+        self, question: str, qvec: np.ndarray, sources: list[_Source], stream: StreamFn | None,
+        timings: dict[str, float],
     ) -> Answer:
         t0 = time.perf_counter()
         llm = self.llm
@@ -281,7 +293,7 @@ class Answerer:
         t1 = time.perf_counter()
         parts: list[str] = []
         first = None
-        for token in generate(llm, self.prompt(question, sources), self.llm_settings):
+        for token in generate(llm, self.prompt(question, sources, qvec), self.llm_settings):
             if first is None:
                 first = time.perf_counter() - t1
             parts.append(token)
@@ -356,18 +368,35 @@ class Answerer:
         return Answer(question, " ".join(rendered), False, mode, citations, sentences=final)
 
 
+def facts(text: str) -> set[str]:
+    """Numbers and names in a sentence: what a source must contain for the sentence to stand.
+
+    Names are capitalised words other than the sentence's first word, and acronyms.
+    """
+    out = {m.group(0).rstrip(".,").lower() for m in _NUMBER_RE.finditer(text)}
+    words = re.findall(r"[A-Za-z][A-Za-z'’-]*", text)
+    for w in words[1:]:
+        if (w[0].isupper() and w.lower() not in _STOP) or (len(w) > 1 and w.isupper()):
+            out.add(w.lower().replace("’", "'"))
+    return out
+
+
 def support(text: str, vec: np.ndarray, source: _Source) -> float:
     """How well `source` supports a sentence, in [0, 1].
 
-    The mean of two signals, each taken at the best-matching source sentence: cosine similarity
-    of the embeddings (meaning) and the share of the sentence's content words that occur in the
-    source (facts: names and numbers must be there). A sentence copied from the source scores 1.
+    Zero when the sentence states a number or a name the source does not contain. Otherwise
+    the mean of two signals, each at the best-matching source sentence: cosine similarity of the
+    embeddings (meaning) and the share of the sentence's content words found in the source
+    (wording). A sentence copied from the source scores 1.
     """
     words = content_words(text)
     if not words or source.vectors.size == 0:
         return 0.0
+    whole_text = " ".join(source.sentences).lower().replace("’", "'")
+    if any(f not in whole_text for f in facts(text)):
+        return 0.0
     sims = source.vectors @ vec
-    src_words = content_words(" ".join(source.sentences))
+    src_words = content_words(whole_text)
     whole = len(words & src_words) / len(words)
     best = 0.0
     for i, sent in enumerate(source.sentences):

@@ -40,7 +40,7 @@ class ChunkSettings(_Section):
     max_tokens: int = Field(
         256, ge=32, le=512, description="Hard bound in embedder word pieces, prefix included."
     )
-    target_tokens: int = Field(160, ge=16, le=512, description="Preferred chunk body size.")
+    target_tokens: int = Field(200, ge=16, le=512, description="Preferred chunk body size.")
     overlap_tokens: int = Field(32, ge=0, le=256, description="Tokens repeated between chunks.")
 
 
@@ -56,8 +56,8 @@ class IndexSettings(_Section):
 class RetrieveSettings(_Section):
     retriever: Literal["dense", "bm25", "hybrid"] = Field("hybrid", description="Default retriever.")
     k: int = Field(10, ge=1, le=1000, description="Hits returned.")
-    candidates: int = Field(50, ge=1, le=5000, description="Hits taken from each side before fusing.")
-    rrf_k: float = Field(60.0, gt=0, description="Reciprocal-rank fusion constant.")
+    candidates: int = Field(20, ge=1, le=5000, description="Hits taken from each side before fusing.")
+    rrf_k: float = Field(10.0, gt=0, description="Reciprocal-rank fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
     max_per_article: int = Field(
@@ -69,7 +69,7 @@ class AnswerSettings(_Section):
     mode: Literal["llm", "extractive"] = Field("llm", description="How answers are written.")
     sources: int = Field(4, ge=1, le=20, description="Retrieved chunks shown to the answerer.")
     min_support: float = Field(
-        0.5, ge=0, le=1, description="Support score a sentence needs to be kept."
+        0.6, ge=0, le=1, description="Support score a sentence needs to be kept."
     )
     abstain_below: float = Field(
         0.35, ge=-1, le=1, description="Abstain when the best evidence scores below this."

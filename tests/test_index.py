@@ -50,7 +50,7 @@ def test_incremental_update_embeds_only_new_and_changed(tmp_path, scrapes, bundl
     assert (second.added, second.updated, second.removed, second.unchanged) == (1, 1, 0, 5)
     arts = {a.url: a for a in ingest(scrapes).articles}
     expect = sum(
-        len(chunk_article(a, count_tokens, 256, 160, 32))
+        len(chunk_article(a, count_tokens, 256, settings.chunk.target_tokens, 32))
         for url, a in arts.items()
         if "understanding-llms" in url or "statistical-significance" in url
     )
