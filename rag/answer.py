@@ -258,8 +258,11 @@ class Answerer:
         scored = unique
         if not scored:
             return Answer(question, "", False, "extractive", [])
+        # The best sentence, the runner-up unless it is far behind (answers often sit next to
+        # the sentence that matches the question best), and a third only when it is close.
         best = scored[0][0]
-        picked = [x for x in scored[:3] if x[0] >= best - 0.1]
+        picked = scored[:1] + [x for x in scored[1:2] if x[0] >= 0.6 * best]
+        picked += [x for x in scored[2:3] if x[0] >= best - 0.1]
         picked.sort(key=lambda x: (x[1], x[2]))  # reading order
         sentences = [(_LIST_MARK_RE.sub("", by_n[n].sentences[i]), [n], 1.0) for _, n, i in picked]
         return self._finish(question, "extractive", sentences, sources)
@@ -312,7 +315,7 @@ class Answerer:
     ) -> tuple[list[tuple[str, list[int], float]], list[str]]:
         """Keep the draft's sentences that their cited source supports; drop the rest."""
         by_n = {s.n: s for s in sources}
-        sents = [s for s in split_sentences(draft) if _CITE_RE.sub("", s).strip(" .")]
+        sents = _draft_sentences(draft)
         if not sents:
             return [], []
         plain = [" ".join(_CITE_RE.sub("", s).split()) for s in sents]
@@ -366,6 +369,20 @@ class Answerer:
             for n, m in order.items()
         ]
         return Answer(question, " ".join(rendered), False, mode, citations, sentences=final)
+
+
+def _draft_sentences(draft: str) -> list[str]:
+    """Sentences of a model's draft, each keeping the citations written just after its full stop
+    ("It is so. [2]" is one sentence citing 2)."""
+    out: list[str] = []
+    for piece in split_sentences(draft):
+        lead = re.match(r"^((?:\s*\[\d{1,3}\])+)[\s.,;:]*", piece)
+        if lead and out:
+            out[-1] = f"{out[-1]} {lead.group(1).strip()}"
+            piece = piece[lead.end():]
+        if _CITE_RE.sub("", piece).strip(" .,;:"):
+            out.append(piece.strip())
+    return out
 
 
 def facts(text: str) -> set[str]:
