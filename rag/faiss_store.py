@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexCorrupt, IndexMissing, RagError
-from rag.store import SCHEMA_VERSION, ArticleInfo, Changes, Filters, StoredChunk
+from rag.store import SCHEMA_VERSION, ArticleInfo, Changes, Filters, StoredChunk, crash_point
 
 MANIFEST = "manifest.json"
 DB = "chunks.sqlite"
@@ -149,6 +149,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+    crash_point(f"{path.name}-tmp-written")
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
@@ -452,6 +453,8 @@ class FaissStore:
                 f.unlink(missing_ok=True)
         for f in self.path.glob(".*.tmp"):
             f.unlink(missing_ok=True)
+        if m is not None:
+            self._cleanup(gen)  # a build killed after its switch left rows to delete
 
     def _delete_chunk_rows(self, rows: list[int]) -> None:
         for i in range(0, len(rows), 500):
@@ -518,6 +521,8 @@ class FaissStore:
             live = int(self._db.execute(
                 f"SELECT count(*) FROM chunks c WHERE {_visible('c')}", {"gen": gen}
             ).fetchone()[0])
+            crash_point("sqlite-uncommitted")
+        crash_point("sqlite-committed")
 
         kind = manifest["index_kind"]
         reuse = old is not None and old.get("index_kind") == kind == "flat"
@@ -550,9 +555,11 @@ class FaissStore:
         faiss_file = f"vectors-{gen}.faiss"
         tmp = self.path / f".{faiss_file}.{os.getpid()}.tmp"
         faiss.write_index(index, str(tmp))
+        crash_point("faiss-tmp-written")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, self.path / faiss_file)
+        crash_point("faiss-written")
 
         manifest = {
             **manifest,
@@ -562,8 +569,10 @@ class FaissStore:
         }
         manifest["counts"] = {**manifest.get("counts", {}), "chunks": live}
         write_atomic(self.path / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
+        crash_point("manifest-written")
         self._index, self._index_gen = index, gen
         self._cleanup(gen)
+        crash_point("cleaned-up")
 
     def _cleanup(self, gen: int) -> None:
         """Delete rows and files no generation >= `gen` can see, once readers have moved on."""

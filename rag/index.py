@@ -23,7 +23,7 @@ from rag.config import Settings
 from rag.embed import DIMENSION, MODEL_NAME, count_tokens
 from rag.errors import RagError
 from rag.ingest import CLEANER_VERSION, Article, ingest
-from rag.store import Changes, open_store
+from rag.store import Changes, crash_point, open_store
 
 QUERY_MODEL_FILE = "query-embedder.onnx"
 
@@ -96,6 +96,7 @@ def build_index(
     if not scrapes.exists():
         raise RagError(f"{scrapes}: scrapes path not found")
     result = ingest(scrapes)
+    crash_point("ingested")
     report = index_articles(
         result.articles, settings, index_dir, rebuild, progress, embedder, t0, export_query_model
     )
@@ -161,6 +162,7 @@ def index_articles(
             else:
                 vecs = np.zeros((0, DIMENSION), dtype=np.float32)
             report.embedded_chunks = len(texts)
+            crash_point("embedded")
 
             changes = Changes(removed=[*gone, *(a.id for a in todo if a.id in known)])
             if rebuild and old is not None:

@@ -109,6 +109,15 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def crash_point(name: str) -> None:
+    """Die here, as a SIGKILL would, when RAG_CRASH_AT names this point (crash-safety tests)."""
+    import os
+    import signal
+
+    if os.environ.get("RAG_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def open_store(path: Path, kind: str = "faiss", create: bool = False) -> Store:
     """Open the index at `path`; with `create`, an empty one is made if none exists."""
     if kind == "faiss":
