@@ -37,8 +37,11 @@ def dev(args: argparse.Namespace) -> None:
     qs = ev.load_questions(ROOT / "eval" / "questions.jsonl")
     sizes = [tuple(int(x) for x in s.split("/")) for s in args.chunks.split(",")]
     for target, overlap in sizes:
-        s = base.model_copy(update={"chunk": base.chunk.model_copy(
-            update={"target_tokens": target, "overlap_tokens": overlap})})
+        s = base.model_copy(
+            update={
+                "chunk": base.chunk.model_copy(update={"target_tokens": target, "overlap_tokens": overlap})
+            }
+        )
         with tempfile.TemporaryDirectory() as d:
             build_index(s, base.paths.scrapes, Path(d), embedder=emb, export_query_model=False)
             store = open_store(Path(d))
@@ -46,17 +49,22 @@ def dev(args: argparse.Namespace) -> None:
                 r = Retriever(store, s.retrieve, embedder=emb)
                 rep = ev.run_dev_suite(r, qs, [name])
                 m = rep["retrievers"][name]
-                print(f"chunk {target}/{overlap} {name:6s} ev {m['evidence']['ndcg@10']:.3f} "
-                      f"art {m['article']['ndcg@10']:.3f} words {m['mean_chunk_words']}", flush=True)
+                print(
+                    f"chunk {target}/{overlap} {name:6s} ev {m['evidence']['ndcg@10']:.3f} "
+                    f"art {m['article']['ndcg@10']:.3f} words {m['mean_chunk_words']}",
+                    flush=True,
+                )
             for fusion in fusion_grid():
                 for cap in (0, 3):
                     rs = s.retrieve.model_copy(update={**fusion, "max_per_article": cap})
                     r = Retriever(store, rs, embedder=emb)
                     rep = ev.run_dev_suite(r, qs, ["hybrid"])
                     m = rep["retrievers"]["hybrid"]
-                    print(f"chunk {target}/{overlap} hybrid {fusion} cap {cap} "
-                          f"ev {m['evidence']['ndcg@10']:.3f} art {m['article']['ndcg@10']:.3f}",
-                          flush=True)
+                    print(
+                        f"chunk {target}/{overlap} hybrid {fusion} cap {cap} "
+                        f"ev {m['evidence']['ndcg@10']:.3f} art {m['article']['ndcg@10']:.3f}",
+                        flush=True,
+                    )
 
 
 def beir(args: argparse.Namespace) -> None:
@@ -77,7 +85,8 @@ def beir(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--beir", help="BEIR folder: sweep fusion there instead")
-    p.add_argument("--chunks", default="96/16,128/24,160/32,200/32,240/48",
-                   help="target/overlap token pairs to try")
+    p.add_argument(
+        "--chunks", default="96/16,128/24,160/32,200/32,240/48", help="target/overlap token pairs to try"
+    )
     a = p.parse_args()
     beir(a) if a.beir else dev(a)

@@ -119,9 +119,7 @@ class _Source:
 class Answerer:
     """Retrieval, abstention, generation and verification, with models loaded once."""
 
-    def __init__(
-        self, retriever: Retriever, settings: AnswerSettings, llm_settings: LLMSettings
-    ) -> None:
+    def __init__(self, retriever: Retriever, settings: AnswerSettings, llm_settings: LLMSettings) -> None:
         self.retriever = retriever
         self.settings = settings
         self.llm_settings = llm_settings
@@ -174,8 +172,16 @@ class Answerer:
         timings = {"retrieve": t_retrieve}
         if score < self.settings.abstain_below or not sources:
             timings["total"] = time.perf_counter() - t0
-            return Answer(question, abstain_message(hits), True, mode, [], closest=hits,
-                          evidence_score=score, timings=timings)
+            return Answer(
+                question,
+                abstain_message(hits),
+                True,
+                mode,
+                [],
+                closest=hits,
+                evidence_score=score,
+                timings=timings,
+            )
         if mode == "extractive":
             ans = self._extractive(question, qvec, sources)
         else:
@@ -277,17 +283,21 @@ class Answerer:
         first token fast."""
         blocks = []
         for s in sources:
-            keep = range(len(s.sentences))
+            keep: list[int] = list(range(len(s.sentences)))
             if qvec is not None and len(s.sentences) > PROMPT_SENTENCES:
                 sims = s.vectors @ qvec
-                keep = sorted(np.argsort(-sims)[:PROMPT_SENTENCES])
+                keep = sorted(int(i) for i in np.argsort(-sims)[:PROMPT_SENTENCES])
             text = " ".join(s.sentences[i] for i in keep)
             blocks.append(f"[{s.n}] {s.hit.chunk.title}\n{text}")
         user = USER_TEMPLATE.format(sources="\n\n".join(blocks), question=question)
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
     def _generate(
-        self, question: str, qvec: np.ndarray, sources: list[_Source], stream: StreamFn | None,
+        self,
+        question: str,
+        qvec: np.ndarray,
+        sources: list[_Source],
+        stream: StreamFn | None,
         timings: dict[str, float],
     ) -> Answer:
         t0 = time.perf_counter()
@@ -344,7 +354,10 @@ class Answerer:
         return kept, dropped
 
     def _finish(
-        self, question: str, mode: str, sentences: list[tuple[str, list[int], float]],
+        self,
+        question: str,
+        mode: str,
+        sentences: list[tuple[str, list[int], float]],
         sources: list[_Source],
     ) -> Answer:
         """Renumber citations 1..m in order of first use, and render the answer text."""
@@ -362,8 +375,11 @@ class Answerer:
             final.append((body, new, sup))
         citations = [
             Citation(
-                n=m, url=by_n[n].hit.chunk.url, title=by_n[n].hit.chunk.title,
-                chunk_id=by_n[n].hit.chunk.chunk_id, text=by_n[n].hit.chunk.text,
+                n=m,
+                url=by_n[n].hit.chunk.url,
+                title=by_n[n].hit.chunk.title,
+                chunk_id=by_n[n].hit.chunk.chunk_id,
+                text=by_n[n].hit.chunk.text,
                 published=by_n[n].hit.chunk.published,
             )
             for n, m in order.items()
@@ -379,7 +395,7 @@ def _draft_sentences(draft: str) -> list[str]:
         lead = re.match(r"^((?:\s*\[\d{1,3}\])+)[\s.,;:]*", piece)
         if lead and out:
             out[-1] = f"{out[-1]} {lead.group(1).strip()}"
-            piece = piece[lead.end():]
+            piece = piece[lead.end() :]
         if _CITE_RE.sub("", piece).strip(" .,;:"):
             out.append(piece.strip())
     return out
@@ -444,8 +460,12 @@ def load_llm(path: Path, s: LLMSettings) -> Any:
         raise RagError("llama-cpp-python is not installed: run `make setup`") from None
     try:
         return Llama(
-            model_path=str(path), n_ctx=s.n_ctx, n_threads=s.n_threads,
-            n_gpu_layers=s.n_gpu_layers, verbose=False, seed=0,
+            model_path=str(path),
+            n_ctx=s.n_ctx,
+            n_threads=s.n_threads,
+            n_gpu_layers=s.n_gpu_layers,
+            verbose=False,
+            seed=0,
         )
     except Exception as e:  # llama.cpp reports a bad file as ValueError or RuntimeError
         raise RagError(f"{path}: cannot load the model ({e})") from None
@@ -454,8 +474,12 @@ def load_llm(path: Path, s: LLMSettings) -> Any:
 def generate(llm: Any, messages: list[dict[str, str]], s: LLMSettings) -> Iterator[str]:
     """Stream the model's tokens for a chat prompt."""
     for part in llm.create_chat_completion(
-        messages=messages, temperature=s.temperature, max_tokens=s.max_tokens, stream=True,
-        repeat_penalty=1.15, stop=["\n\n\n", "Question:", "Sources:"],
+        messages=messages,
+        temperature=s.temperature,
+        max_tokens=s.max_tokens,
+        stream=True,
+        repeat_penalty=1.15,
+        stop=["\n\n\n", "Question:", "Sources:"],
     ):
         delta = part["choices"][0].get("delta", {})
         if delta.get("content"):

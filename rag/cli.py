@@ -76,9 +76,17 @@ def index(
     from rag.index import build_index
 
     settings = _settings(config)
-    progress = None if as_json else Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(), transient=True, console=_stderr_console(),
+    progress = (
+        None
+        if as_json
+        else Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(),
+            transient=True,
+            console=_stderr_console(),
+        )
     )
     tasks: dict[str, Any] = {}
 
@@ -133,8 +141,14 @@ def sources(index_dir: IndexOpt = None, as_json: JsonOpt = False, config: Config
 
     t = Table("title", "url", "published", "fetched", "chunks", "member-only")
     for a in arts:
-        t.add_row(a.title, a.url, (a.published or "")[:10], (a.fetched or "")[:10], str(a.chunks),
-                  "yes" if a.member_only else "")
+        t.add_row(
+            a.title,
+            a.url,
+            (a.published or "")[:10],
+            (a.fetched or "")[:10],
+            str(a.chunks),
+            "yes" if a.member_only else "",
+        )
     _console().print(t)
 
 
@@ -207,18 +221,28 @@ def search(
             continue
         hits = r.search(q, filters=filters, max_per_article=max_per_article)
         if as_json:
-            typer.echo(json.dumps({
-                "query": q,
-                "retriever": settings.retrieve.retriever,
-                "results": [
+            typer.echo(
+                json.dumps(
                     {
-                        "rank": h.rank, "score": round(h.score, 6), "chunk_id": h.chunk.chunk_id,
-                        "url": h.chunk.url, "title": h.chunk.title, "heading": h.chunk.heading,
-                        "published": h.chunk.published, "text": h.chunk.text,
-                    }
-                    for h in hits
-                ],
-            }, ensure_ascii=False))
+                        "query": q,
+                        "retriever": settings.retrieve.retriever,
+                        "results": [
+                            {
+                                "rank": h.rank,
+                                "score": round(h.score, 6),
+                                "chunk_id": h.chunk.chunk_id,
+                                "url": h.chunk.url,
+                                "title": h.chunk.title,
+                                "heading": h.chunk.heading,
+                                "published": h.chunk.published,
+                                "text": h.chunk.text,
+                            }
+                            for h in hits
+                        ],
+                    },
+                    ensure_ascii=False,
+                )
+            )
             continue
         _print_hits(q, hits, settings.retrieve.retriever)
 
@@ -264,12 +288,18 @@ def _open_answerer(settings: Settings, index_dir: Path | None, model: Path | Non
         from rag.index import build_index
 
         if not quiet:
-            typer.secho(f"no index at {path} yet: building it from {settings.paths.scrapes} …",
-                        fg=typer.colors.CYAN, err=True)
+            typer.secho(
+                f"no index at {path} yet: building it from {settings.paths.scrapes} …",
+                fg=typer.colors.CYAN,
+                err=True,
+            )
         report = build_index(settings, None, path)
         if not quiet:
-            typer.secho(f"indexed {report.articles} articles, {report.chunks} chunks "
-                        f"in {report.seconds:.1f}s", fg=typer.colors.CYAN, err=True)
+            typer.secho(
+                f"indexed {report.articles} articles, {report.chunks} chunks in {report.seconds:.1f}s",
+                fg=typer.colors.CYAN,
+                err=True,
+            )
         store = open_store(path)
     llm = settings.llm
     if model is not None:
@@ -304,7 +334,9 @@ def _print_answer(ans: Any, streamed: bool) -> None:
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="Your question; '-' reads one question a line from stdin.")],
-    k: Annotated[int | None, typer.Option("--k", min=1, max=20, help="Sources given to the answerer.")] = None,
+    k: Annotated[
+        int | None, typer.Option("--k", min=1, max=20, help="Sources given to the answerer.")
+    ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="A GGUF model file to answer with.")] = None,
     extractive: Annotated[
         bool, typer.Option("--extractive", help="Quote the best source sentences; no LLM.")
@@ -402,7 +434,9 @@ def eval_(
     beir: Annotated[
         Path | None, typer.Option("--beir", help="Evaluate on a BEIR dataset folder instead.")
     ] = None,
-    report: Annotated[Path | None, typer.Option("--report", help="Write report.json and report.md here.")] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write report.json and report.md here.")
+    ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 if nDCG@10 fell below eval/baseline.json.")
     ] = False,
@@ -444,19 +478,28 @@ def eval_(
     if report:
         ev.write_report(result, report)
     if as_json:
-        slim = {**result, "retrievers": {
-            n: {kk: vv for kk, vv in v.items() if kk != "per_query"} for n, v in result["retrievers"].items()
-        }}
+        slim = {
+            **result,
+            "retrievers": {
+                n: {kk: vv for kk, vv in v.items() if kk != "per_query"}
+                for n, v in result["retrievers"].items()
+            },
+        }
         typer.echo(json.dumps(slim, ensure_ascii=False))
     else:
         typer.echo(result["table"])
         for w in result.get("unresolved_evidence", []):
-            typer.secho(f"warning: {w['id']}: evidence not found in {w['url']}: {w['evidence'][:60]}…",
-                        fg=typer.colors.YELLOW, err=True)
+            typer.secho(
+                f"warning: {w['id']}: evidence not found in {w['url']}: {w['evidence'][:60]}…",
+                fg=typer.colors.YELLOW,
+                err=True,
+            )
         for name, rr in result["retrievers"].items():
             if "mean_chunk_words" in rr:
-                typer.echo(f"{name}: mean chunk {rr['mean_chunk_words']} words, "
-                           f"{rr['seconds_per_query'] * 1000:.1f} ms/query")
+                typer.echo(
+                    f"{name}: mean chunk {rr['mean_chunk_words']} words, "
+                    f"{rr['seconds_per_query'] * 1000:.1f} ms/query"
+                )
     baseline = PROJECT_ROOT / "eval" / ("baseline-beir.json" if beir else "baseline.json")
     if write_baseline:
         baseline.write_text(json.dumps(ev.baseline_from(result) if not beir else result, indent=1) + "\n")
@@ -471,8 +514,12 @@ def eval_(
 
 
 def _eval_answers(
-    settings: Settings, index_dir: Path | None, questions: Path | None, modes: str,
-    report: Path | None, as_json: bool,
+    settings: Settings,
+    index_dir: Path | None,
+    questions: Path | None,
+    modes: str,
+    report: Path | None,
+    as_json: bool,
 ) -> None:
     from rag import evaluate as ev
     from rag.config import PROJECT_ROOT
@@ -490,17 +537,24 @@ def _eval_answers(
     if report:
         report.mkdir(parents=True, exist_ok=True)
         (report / "answers.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
-        (report / "answers.md").write_text(f"# Answer evaluation\n\n{result['table']}\n\n"
-                                           f"Calibrated abstention threshold: {cal['threshold']} "
-                                           f"(answers {cal['answer_rate']:.2f}, abstains {cal['abstain_rate']:.2f})\n")
+        (report / "answers.md").write_text(
+            f"# Answer evaluation\n\n{result['table']}\n\n"
+            f"Calibrated abstention threshold: {cal['threshold']} "
+            f"(answers {cal['answer_rate']:.2f}, abstains {cal['abstain_rate']:.2f})\n"
+        )
     if as_json:
-        slim = {**result, "modes": {m: {k: v for k, v in d.items() if k != "rows"} for m, d in result["modes"].items()}}
+        slim = {
+            **result,
+            "modes": {m: {k: v for k, v in d.items() if k != "rows"} for m, d in result["modes"].items()},
+        }
         typer.echo(json.dumps(slim, ensure_ascii=False))
         return
     typer.echo(result["table"])
-    typer.echo(f"abstention threshold: configured {settings.answer.abstain_below}, calibrated "
-               f"{cal['threshold']} (answers {cal['answer_rate']:.2f} of answerable, abstains on "
-               f"{cal['abstain_rate']:.2f} of unanswerable)")
+    typer.echo(
+        f"abstention threshold: configured {settings.answer.abstain_below}, calibrated "
+        f"{cal['threshold']} (answers {cal['answer_rate']:.2f} of answerable, abstains on "
+        f"{cal['abstain_rate']:.2f} of unanswerable)"
+    )
 
 
 def main() -> None:

@@ -60,17 +60,13 @@ class RetrieveSettings(_Section):
     rrf_k: float = Field(10.0, gt=0, description="Reciprocal-rank fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
-    max_per_article: int = Field(
-        0, ge=0, description="Most hits from one article in the top k (0 = no cap)."
-    )
+    max_per_article: int = Field(0, ge=0, description="Most hits from one article in the top k (0 = no cap).")
 
 
 class AnswerSettings(_Section):
     mode: Literal["llm", "extractive"] = Field("llm", description="How answers are written.")
     sources: int = Field(4, ge=1, le=20, description="Retrieved chunks shown to the answerer.")
-    min_support: float = Field(
-        0.6, ge=0, le=1, description="Support score a sentence needs to be kept."
-    )
+    min_support: float = Field(0.6, ge=0, le=1, description="Support score a sentence needs to be kept.")
     abstain_below: float = Field(
         0.35, ge=-1, le=1, description="Abstain when the best evidence scores below this."
     )
@@ -144,8 +140,9 @@ def load_settings(
     except ValidationError as e:
         raise RagError(_explain(e, str(path))) from None
     # Paths in the file are relative to the project folder, so `rag` works from any directory.
-    paths = {k: str(v if Path(v).is_absolute() else base_dir / v)
-             for k, v in settings.paths.model_dump().items()}
+    paths = {
+        k: str(v if Path(v).is_absolute() else base_dir / v) for k, v in settings.paths.model_dump().items()
+    }
     data = _merge(data, {"paths": paths})
     env = _env_overrides(dict(os.environ if environ is None else environ))
     for source, extra in (("environment", env), ("command line", overrides or {})):

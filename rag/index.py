@@ -74,10 +74,7 @@ def choose_kind(settings: Settings, n_chunks: int) -> str:
 
 def chunk_articles(articles: list[Article], settings: Settings) -> list[list[Chunk]]:
     c = settings.chunk
-    return [
-        chunk_article(a, count_tokens, c.max_tokens, c.target_tokens, c.overlap_tokens)
-        for a in articles
-    ]
+    return [chunk_article(a, count_tokens, c.max_tokens, c.target_tokens, c.overlap_tokens) for a in articles]
 
 
 def build_index(
@@ -127,8 +124,7 @@ def index_articles(
                     if old.get(key) != want[key]:
                         rebuild = True
                         report.rebuild_reason = (
-                            f"the index was built with another {key} ({old.get(key)}); "
-                            "rebuilt fully"
+                            f"the index was built with another {key} ({old.get(key)}); rebuilt fully"
                         )
                         break
             if rebuild and old is not None and not report.rebuild_reason:

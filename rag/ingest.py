@@ -215,7 +215,9 @@ def _split_articles(lines: list[str]) -> Iterator[_RawArticle]:
 # ---------------------------------------------------------------------------------------------
 # Cleaning one Medium page into the article's own text
 
-_LINK_RE = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(([^()\s]*(?:\([^()]*\)[^()\s]*)*)(?:\s+\"[^\"]*\")?\)")
+_LINK_RE = re.compile(
+    r"(!?)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(([^()\s]*(?:\([^()]*\)[^()\s]*)*)(?:\s+\"[^\"]*\")?\)"
+)
 _BARE_IMAGE_RE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 
 # A page ends at the first of these: the sign-up wall, the author box, recommendations, footer.
@@ -234,11 +236,40 @@ _WALL_MARKERS = re.compile(
 )
 # Whole lines that are page chrome wherever they occur.
 _CHROME_LINES = {
-    "open in app", "sign up", "sign in", "write", "listen", "share", "follow", "·follow",
-    "· follow", "member-only story", "top highlight", "in", "by", "·", "--", "about", "careers",
-    "press", "blog", "privacy", "terms", "text to speech", "teams", "help", "status", "responses",
-    "see more recommendations", "get started", "save", "subscribe", "more", "published in",
-    "mastodon", "or, continue in mobile web",
+    "open in app",
+    "sign up",
+    "sign in",
+    "write",
+    "listen",
+    "share",
+    "follow",
+    "·follow",
+    "· follow",
+    "member-only story",
+    "top highlight",
+    "in",
+    "by",
+    "·",
+    "--",
+    "about",
+    "careers",
+    "press",
+    "blog",
+    "privacy",
+    "terms",
+    "text to speech",
+    "teams",
+    "help",
+    "status",
+    "responses",
+    "see more recommendations",
+    "get started",
+    "save",
+    "subscribe",
+    "more",
+    "published in",
+    "mastodon",
+    "or, continue in mobile web",
 }
 _AMBIGUOUS_END = {"help", "status", "lists"}
 _COUNT_RE = re.compile(r"^[\d.,]+[KkMm]?(?:\s+[\d.,]+[KkMm]?)*$")
@@ -421,8 +452,12 @@ def parse_bundle(path: Path, data: bytes | None = None) -> tuple[list[Article], 
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     raws = list(_split_articles(lines))
     if not raws:
-        return [], [*warnings, Warning(name, 1, "not a scrape bundle (no '## <Publication>' "
-                                                "heading followed by 'Source:'), skipped")]
+        return [], [
+            *warnings,
+            Warning(
+                name, 1, "not a scrape bundle (no '## <Publication>' heading followed by 'Source:'), skipped"
+            ),
+        ]
     # A bundle normally repeats each article under Visual Content Analysis; when it does, a last
     # article without its repeat was cut off mid-way.
     has_repeats = any(line.startswith(_VISUAL) for line in lines)

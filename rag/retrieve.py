@@ -56,9 +56,7 @@ def rrf_fuse(
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
-def cap_per_article(
-    ranked: Sequence[tuple[StoredChunk, float]], cap: int
-) -> list[tuple[StoredChunk, float]]:
+def cap_per_article(ranked: Sequence[tuple[StoredChunk, float]], cap: int) -> list[tuple[StoredChunk, float]]:
     """Keep at most `cap` chunks of any one article (0 = no cap), preserving order."""
     if cap <= 0:
         return list(ranked)

@@ -98,8 +98,11 @@ def test_injected_instructions_do_not_take_over(tmp_path, settings, torch_embedd
     build_index(settings, scrapes, tmp_path / "idx", embedder=torch_embedder, export_query_model=False)
     r = Retriever(open_store(tmp_path / "idx"), settings.retrieve, embedder=torch_embedder)
     a = Answerer(r, settings.answer, settings.llm)
-    for q, mode in [("How long does banana bread bake?", "llm"), ("How long does banana bread bake?", "extractive"),
-                    ("What is p-hacking?", "llm")]:
+    for q, mode in [
+        ("How long does banana bread bake?", "llm"),
+        ("How long does banana bread bake?", "extractive"),
+        ("What is p-hacking?", "llm"),
+    ]:
         ans = a.ask(q, mode=mode)
         assert "pwned" not in ans.answer.lower() and "pirate" not in ans.answer.lower()
         assert "pwned" not in " ".join(m["content"] for m in a.prompt(q, a._sources(r.search(q, k=4))))
@@ -128,13 +131,20 @@ def test_missing_or_corrupt_model_is_a_one_line_error(tmp_path, settings):
 
 
 def rag(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rag", *args], input=stdin, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_json_batch_follows_the_schema(real_index):
-    res = rag("ask", "-", "--index", str(real_index), "--json",
-              stdin="What is p-hacking?\nWho won the 2018 World Cup?\n")
+    res = rag(
+        "ask",
+        "-",
+        "--index",
+        str(real_index),
+        "--json",
+        stdin="What is p-hacking?\nWho won the 2018 World Cup?\n",
+    )
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert len(rows) == 2

@@ -35,7 +35,8 @@ def test_chunks_cover_the_whole_article_in_order_with_overlap():
         for line in a.text.splitlines():
             if line.strip() and not line.startswith("#"):
                 assert "".join(line.split()) in covered or any(
-                    "".join(line.split())[:40] in "".join(c.text.split()) for c in chunks)
+                    "".join(line.split())[:40] in "".join(c.text.split()) for c in chunks
+                )
         assert body  # the article is not empty
 
 
@@ -71,4 +72,8 @@ def test_an_overlong_sentence_is_split_not_truncated():
 
 
 def test_split_sentences():
-    assert split_sentences("One here. Two there!\n* item three") == ["One here.", "Two there!", "* item three"]
+    assert split_sentences("One here. Two there!\n* item three") == [
+        "One here.",
+        "Two there!",
+        "* item three",
+    ]

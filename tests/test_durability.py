@@ -18,8 +18,15 @@ from rag.store import open_store
 from .conftest import ROOT, FakeEmbedder
 
 POINTS = [
-    "ingested", "embedded", "sqlite-uncommitted", "sqlite-committed", "faiss-tmp-written",
-    "faiss-written", "manifest.json-tmp-written", "manifest-written", "cleaned-up",
+    "ingested",
+    "embedded",
+    "sqlite-uncommitted",
+    "sqlite-committed",
+    "faiss-tmp-written",
+    "faiss-written",
+    "manifest.json-tmp-written",
+    "manifest-written",
+    "cleaned-up",
 ]
 
 BUILD = textwrap.dedent("""
@@ -63,8 +70,13 @@ def test_kill_at_each_step_leaves_old_or_new_index(base, point, tmp_path, settin
     index = tmp_path / "index"
     shutil.copytree(d / "index", index)
     env = {**os.environ, "RAG_CRASH_AT": point}
-    res = subprocess.run([sys.executable, "-c", BUILD, str(d / "scrapes"), str(index)],
-                         env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", BUILD, str(d / "scrapes"), str(index)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == -9, res.stderr
     urls, n = _state(index)
     committed = point in ("manifest-written", "cleaned-up")

@@ -44,8 +44,10 @@ def test_metrics_match_hand_computation_with_grades_ties_and_a_missing_query():
 
 
 def test_evidence_is_found_through_link_cleaning():
-    raw = ["Not quite. As other scientists scrutinized the experiment, they found flaws and "
-           "ultimately [could not replicate the results](https://www.nbcnews.com/x). The end."]
+    raw = [
+        "Not quite. As other scientists scrutinized the experiment, they found flaws and "
+        "ultimately [could not replicate the results](https://www.nbcnews.com/x). The end."
+    ]
     clean, _ = clean_page(raw, "T")
     quote = "they found flaws and ultimately could not replicate the results"
     span = locate(quote, clean)
@@ -58,9 +60,11 @@ def test_evidence_is_found_through_link_cleaning():
 def test_evidence_split_by_a_chunk_boundary_is_earned_by_the_chunk_holding_most_of_it():
     url = "https://x.org/a"
     text = "alpha beta gamma. " * 10 + "The quote starts here and goes on past the boundary of chunks."
-    q = Question("q1", "?", "", "factoid", (Evidence(url, 3, "The quote starts here and goes on past the boundary"),))
+    q = Question(
+        "q1", "?", "", "factoid", (Evidence(url, 3, "The quote starts here and goes on past the boundary"),)
+    )
     (rq,) = resolve([q], {url: text})
-    s, e = rq.spans[0][1], rq.spans[0][2]
+    s = rq.spans[0][1]
     cut = s + 8  # the first chunk holds only "The quot"
     first = _chunk("c1", url, 0, cut, text[:cut])
     second = _chunk("c2", url, cut, len(text), text[cut:])
@@ -102,8 +106,11 @@ def test_bad_question_line_names_file_and_line(tmp_path):
 def test_beir_loader_keeps_test_queries_and_graded_qrels(tmp_path):
     (tmp_path / "qrels").mkdir()
     (tmp_path / "corpus.jsonl").write_text(
-        '{"_id": "d1", "title": "T1", "text": "alpha"}\n{"_id": "d2", "title": "", "text": "beta"}\n')
-    (tmp_path / "queries.jsonl").write_text('{"_id": "1", "text": "alpha?"}\n{"_id": "2", "text": "train only"}\n')
+        '{"_id": "d1", "title": "T1", "text": "alpha"}\n{"_id": "d2", "title": "", "text": "beta"}\n'
+    )
+    (tmp_path / "queries.jsonl").write_text(
+        '{"_id": "1", "text": "alpha?"}\n{"_id": "2", "text": "train only"}\n'
+    )
     (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t2\n1\td2\t1\n")
     data = load_beir(tmp_path)
     assert data.corpus == {"d1": ("T1", "alpha"), "d2": ("", "beta")}

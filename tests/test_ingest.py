@@ -5,32 +5,29 @@ from rag.ingest import canonical_url, dedupe, ingest, parse_bundle
 from .conftest import SEED
 
 EXPECTED = {
-    "https://medium.com/towards-data-science/the-statistical-significance-scam-db904be36714":
-        "The Statistical Significance Scam",
-    "https://medium.com/towards-data-science/normalized-discounted-cumulative-gain-ndcg-the-ultimate-ranking-metric-437b03529f75":
-        "Normalized Discounted Cumulative Gain (NDCG) — The Ultimate Ranking Metric",
-    "https://medium.com/towards-data-science/to-index-or-not-to-index-8be32ad45cae":
-        "To Index or Not to Index",
-    "https://medium.com/stackademic/is-python-still-the-king-of-data-science-476f1e3191b3":
-        "Python is No More The King of Data Science",
-    "https://medium.com/stackademic/20-python-scripts-that-will-give-you-superpowers-4c6f4b15fe63":
-        "20 Python Scripts To Automate Your Daily Tasks",
-    "https://medium.com/python-in-plain-english/5-overrated-python-libraries-and-what-you-should-use-instead-106bd9ded180":
-        "5 Overrated Python Libraries (And What You Should Use Instead)",
-    "https://medium.com/towards-data-science/understanding-llms-from-scratch-using-middle-school-math-e602d27ec876":
-        "LLMs from Scratch Using Middle School Math",
-    "https://medium.com/towards-data-science/how-to-query-a-knowledge-graph-with-llms-using-grag-38bfac47a322":
-        "How to Query a Knowledge Graph with LLMs using gRAG",
-    "https://medium.com/the-data-entrepreneurs/i-built-an-ai-app-in-4-days-heres-how-i-did-it-2eb805783377":
-        "I Built an AI App in 4 Days — here’s how I did it",
-    "https://medium.com/towards-data-science/top-data-science-career-questions-answered-abd3e3c085cc":
-        "Top Data Science Career Questions, Answered",
-    "https://medium.com/towards-data-science/kickstart-your-data-science-journey-a-guide-for-aspiring-data-scientists-96e5072bd19a":
-        "Kickstart Your Data Science Journey — A Guide for Aspiring Data Scientists",
+    "https://medium.com/towards-data-science/the-statistical-significance-scam-db904be36714": "The Statistical Significance Scam",
+    "https://medium.com/towards-data-science/normalized-discounted-cumulative-gain-ndcg-the-ultimate-ranking-metric-437b03529f75": "Normalized Discounted Cumulative Gain (NDCG) — The Ultimate Ranking Metric",
+    "https://medium.com/towards-data-science/to-index-or-not-to-index-8be32ad45cae": "To Index or Not to Index",
+    "https://medium.com/stackademic/is-python-still-the-king-of-data-science-476f1e3191b3": "Python is No More The King of Data Science",
+    "https://medium.com/stackademic/20-python-scripts-that-will-give-you-superpowers-4c6f4b15fe63": "20 Python Scripts To Automate Your Daily Tasks",
+    "https://medium.com/python-in-plain-english/5-overrated-python-libraries-and-what-you-should-use-instead-106bd9ded180": "5 Overrated Python Libraries (And What You Should Use Instead)",
+    "https://medium.com/towards-data-science/understanding-llms-from-scratch-using-middle-school-math-e602d27ec876": "LLMs from Scratch Using Middle School Math",
+    "https://medium.com/towards-data-science/how-to-query-a-knowledge-graph-with-llms-using-grag-38bfac47a322": "How to Query a Knowledge Graph with LLMs using gRAG",
+    "https://medium.com/the-data-entrepreneurs/i-built-an-ai-app-in-4-days-heres-how-i-did-it-2eb805783377": "I Built an AI App in 4 Days — here’s how I did it",
+    "https://medium.com/towards-data-science/top-data-science-career-questions-answered-abd3e3c085cc": "Top Data Science Career Questions, Answered",
+    "https://medium.com/towards-data-science/kickstart-your-data-science-journey-a-guide-for-aspiring-data-scientists-96e5072bd19a": "Kickstart Your Data Science Journey — A Guide for Aspiring Data Scientists",
 }
 
-BOILERPLATE = ["Sign up with Google", "Recommended from Medium", "Open in app", "miro.medium.com",
-               "](http", "Create an account to read", "Already have an account", "Help\nStatus"]
+BOILERPLATE = [
+    "Sign up with Google",
+    "Recommended from Medium",
+    "Open in app",
+    "miro.medium.com",
+    "](http",
+    "Create an account to read",
+    "Already have an account",
+    "Help\nStatus",
+]
 
 ARTICLE = """## Some Publication
 
@@ -58,8 +55,12 @@ Markdown Content:
 """
 
 
-def article(url="https://medium.com/p/test-1", title="A Test Article", fetched="2024-11-10T00:00:00",
-            body="Plain words about testing parsers. Another sentence follows here."):
+def article(
+    url="https://medium.com/p/test-1",
+    title="A Test Article",
+    fetched="2024-11-10T00:00:00",
+    body="Plain words about testing parsers. Another sentence follows here.",
+):
     return ARTICLE.format(url=url, title=title, fetched=fetched, body=body)
 
 
@@ -91,15 +92,20 @@ def test_links_become_anchor_text_and_headings_are_kept():
 
 
 def test_canonical_url_normalises_scheme_host_slash_and_tracking():
-    assert canonical_url("HTTP://Medium.com/a/b/?utm_source=x&source=rss----&id=3#frag") == \
-        "https://medium.com/a/b?id=3"
+    assert (
+        canonical_url("HTTP://Medium.com/a/b/?utm_source=x&source=rss----&id=3#frag")
+        == "https://medium.com/a/b?id=3"
+    )
     assert canonical_url("https://medium.com/a/b/") == canonical_url("https://MEDIUM.com/a/b")
 
 
 def test_rescrape_keeps_latest_fetch(tmp_path: Path):
     old = article(body="Old text of the article. It says one thing.", fetched="2024-11-01T00:00:00")
-    new = article(url="https://Medium.com/p/test-1/?utm_source=feed",
-                  body="New text of the article. It says another thing.", fetched="2024-11-09T00:00:00")
+    new = article(
+        url="https://Medium.com/p/test-1/?utm_source=feed",
+        body="New text of the article. It says another thing.",
+        fetched="2024-11-09T00:00:00",
+    )
     (tmp_path / "a.md").write_text(new)
     (tmp_path / "b.md").write_text(old)
     arts = ingest(tmp_path).articles
@@ -123,8 +129,11 @@ def test_not_a_bundle_is_skipped_with_warning(tmp_path: Path):
 
 
 def test_article_without_source_url_is_skipped(tmp_path: Path):
-    bad = article().replace("Source: https://medium.com/p/test-1\n", "").replace(
-        "URL Source: https://medium.com/p/test-1\n", "")
+    bad = (
+        article()
+        .replace("Source: https://medium.com/p/test-1\n", "")
+        .replace("URL Source: https://medium.com/p/test-1\n", "")
+    )
     f = tmp_path / "b.md"
     f.write_text(bad + article(url="https://medium.com/p/good", body="Good article body text here."))
     arts, warns = parse_bundle(f)
@@ -139,8 +148,7 @@ def test_non_utf8_bytes_are_removed_with_warning_naming_the_line(tmp_path: Path)
     arts, warns = parse_bundle(f)
     assert len(arts) == 1 and "Broken  here" in arts[0].text
     assert warns[0].message == "invalid UTF-8 bytes removed"
-    assert warns[0].line == data.decode().splitlines().index(
-        "Broken XBYTE here and more words.") + 1
+    assert warns[0].line == data.decode().splitlines().index("Broken XBYTE here and more words.") + 1
 
 
 def test_empty_and_binary_files_are_skipped(tmp_path: Path):
@@ -150,8 +158,10 @@ def test_empty_and_binary_files_are_skipped(tmp_path: Path):
     result = ingest(tmp_path)
     assert [a.title for a in result.articles] == ["A Test Article"]
     msgs = sorted(str(w) for w in result.warnings)
-    assert msgs == [f"{tmp_path / 'blob.bin'}:1: binary file, skipped",
-                    f"{tmp_path / 'empty.md'}:1: empty file, skipped"]
+    assert msgs == [
+        f"{tmp_path / 'blob.bin'}:1: binary file, skipped",
+        f"{tmp_path / 'empty.md'}:1: empty file, skipped",
+    ]
 
 
 def test_bundle_cut_off_mid_article_keeps_the_complete_ones(tmp_path: Path):

@@ -73,8 +73,16 @@ def test_cap_per_article_keeps_order():
 
 
 def test_cli_json_and_stdin_batch(real_index):
-    res = rag("search", "-", "--index", str(real_index), "--json", "--k", "3",
-              stdin="what is p-hacking\n\nhow does softmax work\n")
+    res = rag(
+        "search",
+        "-",
+        "--index",
+        str(real_index),
+        "--json",
+        "--k",
+        "3",
+        stdin="what is p-hacking\n\nhow does softmax work\n",
+    )
     assert res.returncode == 0, res.stderr
     lines = [json.loads(x) for x in res.stdout.splitlines()]
     assert [x["query"] for x in lines] == ["what is p-hacking", "how does softmax work"]

@@ -1,0 +1,258 @@
+"""Benchmarks (not tests): run with `make bench`; writes bench/RESULTS.md.
+
+Every figure is the median (min-max) of repeated runs. Whole-process figures run the real `rag`
+command in a fresh process and read its peak RSS from the kernel (ru_maxrss of the child).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RAG = [sys.executable, "-m", "rag"]
+SCRAPES = ROOT / "data" / "scrapes"
+QUERIES = [
+    "what is p-hacking",
+    "how does self-attention work",
+    "python libraries that are overrated",
+    "what does a data scientist do",
+    "knowledge graph nodes and edges",
+]
+
+
+def fmt(values: list[float], unit: str = "", digits: int = 2) -> str:
+    med = statistics.median(values)
+    return f"{med:.{digits}f}{unit} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def timed(args: list[str], stdin: str | None = None) -> tuple[float, float, str]:
+    """Wall time and this child's own peak RSS (MB), via a wrapper that reports it."""
+    wrapper = (
+        "import resource, subprocess, sys, time, json;"
+        "t=time.perf_counter();"
+        "p=subprocess.run(sys.argv[1:], stdin=sys.stdin, capture_output=True, text=True);"
+        "w=time.perf_counter()-t;"
+        "sys.stderr.write(p.stderr);"
+        "print(json.dumps({'wall': w, 'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024,"
+        "'rc': p.returncode, 'out': p.stdout}))"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", wrapper, *args], input=stdin, capture_output=True, text=True, cwd=ROOT
+    )
+    d = json.loads(p.stdout.strip().splitlines()[-1])
+    if d["rc"] != 0:
+        raise SystemExit(f"{' '.join(args)} failed: {p.stderr[-800:]}")
+    return d["wall"], d["rss"], d["out"]
+
+
+def bench_build(repeats: int) -> dict:
+    from rag.config import load_settings
+
+    settings = load_settings(environ={})
+    walls, rss, reports = [], [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as d:
+            w, r, out = timed([*RAG, "index", "--scrapes", str(SCRAPES), "--index", f"{d}/i", "--json"])
+            walls.append(w)
+            rss.append(r)
+            reports.append(json.loads(out))
+    # chunk lengths in embedder tokens
+    from rag.chunk import SPECIAL_TOKENS
+    from rag.embed import count_tokens
+    from rag.index import chunk_articles
+    from rag.ingest import ingest
+
+    arts = ingest(SCRAPES).articles
+    chunks = [c for cs in chunk_articles(arts, settings) for c in cs]
+    toks = [count_tokens(c.embed_text) + SPECIAL_TOKENS for c in chunks]
+    return {
+        "wall": walls,
+        "rss": rss,
+        "chunks": reports[0]["chunks"],
+        "in_process_seconds": [r["seconds"] for r in reports],
+        "mean_tokens": statistics.mean(toks),
+        "max_tokens": max(toks),
+    }
+
+
+def bench_incremental(repeats: int) -> dict:
+    """Add one new article to an up-to-date index of the shipped corpus."""
+    new = ROOT / "tests" / "data" / "one_article.md"
+    walls, rss = [], []
+    with tempfile.TemporaryDirectory() as d:
+        scr = Path(d) / "scrapes"
+        shutil.copytree(SCRAPES, scr)
+        idx = f"{d}/i"
+        timed([*RAG, "index", "--scrapes", str(scr), "--index", idx, "--json"])
+        for i in range(repeats):
+            text = new.read_text(encoding="utf-8").replace("one-article-1", f"one-article-{i + 2}")
+            (scr / f"new-{i}.md").write_text(text, encoding="utf-8")
+            w, r, out = timed([*RAG, "index", "--scrapes", str(scr), "--index", idx, "--json"])
+            rep = json.loads(out)
+            assert rep["added"] == 1, rep
+            walls.append(w)
+            rss.append(r)
+    return {"wall": walls, "rss": rss}
+
+
+def bench_cold(repeats: int, index: Path) -> dict:
+    out = {}
+    for name, args in {
+        "search": [*RAG, "search", "what is p-hacking", "--index", str(index), "--json"],
+        "ask --extractive": [
+            *RAG,
+            "ask",
+            "What is p-hacking?",
+            "--index",
+            str(index),
+            "--json",
+            "--extractive",
+        ],
+        "ask (llm)": [*RAG, "ask", "What is p-hacking?", "--index", str(index), "--json", "--llm"],
+    }.items():
+        walls, rss, firsts = [], [], []
+        for _ in range(repeats):
+            w, r, o = timed(args)
+            walls.append(w)
+            rss.append(r)
+            t = json.loads(o.splitlines()[0]).get("timings", {})
+            if "first_token" in t:
+                firsts.append(t["first_token"])
+        out[name] = {"wall": walls, "rss": rss, "first_token_in_process": firsts}
+    return out
+
+
+def bench_warm(index: Path, repeats: int = 20) -> dict:
+    from rag.config import load_settings
+    from rag.retrieve import Retriever
+    from rag.store import open_store
+
+    s = load_settings(environ={})
+    r = Retriever(open_store(index), s.retrieve)
+    for q in QUERIES:
+        r.search(q)  # load models and caches
+    out = {}
+    for name in ("dense", "bm25", "hybrid"):
+        lat = []
+        for _ in range(repeats):
+            for q in QUERIES:
+                r._query_vectors.clear()  # measure the query embedding too
+                t0 = time.perf_counter()
+                r.search(q, retriever=name)
+                lat.append((time.perf_counter() - t0) * 1000)
+        lat.sort()
+        out[name] = {"p50": lat[len(lat) // 2], "p95": lat[int(len(lat) * 0.95)]}
+    return out
+
+
+def bench_llm(index: Path, repeats: int) -> dict:
+    from rag.answer import Answerer
+    from rag.config import load_settings
+    from rag.retrieve import Retriever
+    from rag.store import open_store
+
+    s = load_settings(environ={})
+    a = Answerer(Retriever(open_store(index), s.retrieve), s.answer, s.llm)
+    _ = a.llm  # load before timing
+    firsts, tps = [], []
+    for _ in range(repeats):
+        for q in ["What is p-hacking?", "What does softmax do?"]:
+            toks = 0
+            t0 = time.perf_counter()
+            first = None
+            hits = a.retriever.search(q, k=s.answer.sources)
+            msgs = a.prompt(q, a._sources(hits), a.retriever.embed_query(q))
+            from rag.answer import generate
+
+            t1 = time.perf_counter()
+            for _tok in generate(a.llm, msgs, s.llm):
+                if first is None:
+                    first = time.perf_counter() - t1
+                toks += 1
+            gen = time.perf_counter() - t1 - (first or 0)
+            firsts.append(first or 0)
+            if toks > 1 and gen > 0:
+                tps.append((toks - 1) / gen)
+            del t0
+    return {"first_token": firsts, "tokens_per_second": tps}
+
+
+def main() -> None:
+    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    lines = [
+        "# Benchmarks",
+        "",
+        f"- date: {date.today()}; machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; no GPU",
+        f"- figures: median (min–max) over {repeats} runs unless said otherwise; "
+        "`make bench` regenerates this file",
+        "",
+    ]
+    b = bench_build(repeats)
+    lines += [
+        "## Index build, shipped corpus (11 articles)",
+        "",
+        f"- `rag index` whole process, fresh index: {fmt(b['wall'], ' s')}, "
+        f"peak RSS {fmt(b['rss'], ' MB', 0)}",
+        f"- in-process build time (as reported by `--json`): {fmt(b['in_process_seconds'], ' s')}",
+        f"- chunks: {b['chunks']}; mean chunk length {b['mean_tokens']:.0f} tokens (max {b['max_tokens']}, "
+        "embedder window 256, prefix included)",
+        "",
+    ]
+    inc = bench_incremental(repeats)
+    lines += [
+        "## Incremental update: one new article added to the shipped corpus index",
+        "",
+        f"- `rag index` whole process: {fmt(inc['wall'], ' s')}, peak RSS {fmt(inc['rss'], ' MB', 0)}",
+        "",
+    ]
+    with tempfile.TemporaryDirectory() as d:
+        idx = Path(d) / "i"
+        timed([*RAG, "index", "--scrapes", str(SCRAPES), "--index", str(idx), "--json"])
+        cold = bench_cold(repeats, idx)
+        lines += [
+            "## Cold whole-process runs, shipped corpus",
+            "",
+            "| command | wall | peak RSS | first token (in process) |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, c in cold.items():
+            ft = fmt(c["first_token_in_process"], " s") if c["first_token_in_process"] else "–"
+            lines.append(f"| `rag {name}` | {fmt(c['wall'], ' s')} | {fmt(c['rss'], ' MB', 0)} | {ft} |")
+        warm = bench_warm(idx)
+        lines += [
+            "",
+            "## Warm query latency in process, shipped corpus (query embedding included)",
+            "",
+            "| retriever | p50 | p95 |",
+            "|---|---:|---:|",
+        ]
+        for name, w in warm.items():
+            lines.append(f"| {name} | {w['p50']:.1f} ms | {w['p95']:.1f} ms |")
+        llm = bench_llm(idx, repeats)
+        lines += [
+            "",
+            "## LLM (SmolLM2-135M-Instruct Q4_1, llama.cpp, 2 threads)",
+            "",
+            f"- first token after the prompt is sent (4 sources, trimmed): {fmt(llm['first_token'], ' s')}",
+            f"- generation speed: {fmt(llm['tokens_per_second'], ' tok/s', 1)}",
+            "",
+        ]
+    out = ROOT / "bench" / "RESULTS.md"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
