@@ -37,7 +37,6 @@ SYSTEM_PROMPT = (
     "that supports it in square brackets, like [1]. If the sources do not answer the question, "
     "say that they do not."
 )
-PROMPT_SENTENCES = 4  # per source
 USER_TEMPLATE = "Sources:\n{sources}\n\nQuestion: {question}\nAnswer:"
 
 _INJECTION_RE = re.compile(
@@ -282,11 +281,12 @@ class Answerer:
         like the question (in reading order), which keeps a small model on topic and the
         first token fast."""
         blocks = []
+        per_source = self.settings.prompt_sentences
         for s in sources:
             keep: list[int] = list(range(len(s.sentences)))
-            if qvec is not None and len(s.sentences) > PROMPT_SENTENCES:
+            if qvec is not None and len(s.sentences) > per_source:
                 sims = s.vectors @ qvec
-                keep = sorted(int(i) for i in np.argsort(-sims)[:PROMPT_SENTENCES])
+                keep = sorted(int(i) for i in np.argsort(-sims)[:per_source])
             text = " ".join(s.sentences[i] for i in keep)
             blocks.append(f"[{s.n}] {s.hit.chunk.title}\n{text}")
         user = USER_TEMPLATE.format(sources="\n\n".join(blocks), question=question)
@@ -300,6 +300,7 @@ class Answerer:
         stream: StreamFn | None,
         timings: dict[str, float],
     ) -> Answer:
+        sources = sources[: self.settings.prompt_sources]  # only what the model was shown
         t0 = time.perf_counter()
         llm = self.llm
         timings["llm_load"] = time.perf_counter() - t0
