@@ -82,6 +82,7 @@ class Answer:
     evidence_score: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     draft: str = ""
+    abstain_reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -169,8 +170,14 @@ class Answerer:
         sources = self._sources(hits)
         score = self.evidence_score(question, qvec, sources)
         timings = {"retrieve": t_retrieve}
-        if score < self.settings.abstain_below or not sources:
+        missing = missing_facts(question, hits)
+        if score < self.settings.abstain_below or not sources or missing:
             timings["total"] = time.perf_counter() - t0
+            reason = (
+                f"no retrieved source mentions {', '.join(missing)}"
+                if missing
+                else f"the closest evidence scores {score:.2f}, below {self.settings.abstain_below}"
+            )
             return Answer(
                 question,
                 abstain_message(hits),
@@ -180,6 +187,7 @@ class Answerer:
                 closest=hits,
                 evidence_score=score,
                 timings=timings,
+                abstain_reason=reason,
             )
         if mode == "extractive":
             ans = self._extractive(question, qvec, sources)
@@ -223,11 +231,12 @@ class Answerer:
                 pos += len(s.sentences)
         return out
 
-    def question_score(self, question: str) -> float:
-        """The abstention signal for a question, as `ask` computes it."""
+    def question_score(self, question: str) -> tuple[float, list[str]]:
+        """The abstention signals for a question, as `ask` computes them: the similarity of the
+        best retrieved sentence, and the question's names and numbers no source mentions."""
         qvec = self.retriever.embed_query(question)
         hits = self.retriever.search(question, k=self.settings.sources, query_vector=qvec)
-        return self.evidence_score(question, qvec, self._sources(hits))
+        return self.evidence_score(question, qvec, self._sources(hits)), missing_facts(question, hits)
 
     def evidence_score(self, question: str, qvec: np.ndarray, sources: list[_Source]) -> float:
         """How well the best retrieved sentence matches the question: cosine similarity.
@@ -265,9 +274,18 @@ class Answerer:
             return Answer(question, "", False, "extractive", [])
         # The best sentence, the runner-up unless it is far behind (answers often sit next to
         # the sentence that matches the question best), and a third only when it is close.
-        best = scored[0][0]
-        picked = scored[:1] + [x for x in scored[1:2] if x[0] >= 0.6 * best]
-        picked += [x for x in scored[2:3] if x[0] >= best - 0.1]
+        # The best sentence; the runner-up unless it is far behind (answers often sit next to
+        # the sentence that matches the question best) and, when it comes from another article,
+        # only if it is nearly as good (a second article must earn its citation); a third only
+        # when it is close.
+        best, _, _ = scored[0]
+        home = by_n[scored[0][1]].hit.chunk.article_id
+        picked = scored[:1]
+        for x in scored[1:3]:
+            same = by_n[x[1]].hit.chunk.article_id == home
+            floor = (0.6 * best if same else best - 0.05) if len(picked) == 1 else best - 0.1
+            if x[0] >= floor:
+                picked.append(x)
         picked.sort(key=lambda x: (x[1], x[2]))  # reading order
         sentences = [(_LIST_MARK_RE.sub("", by_n[n].sentences[i]), [n], 1.0) for _, n, i in picked]
         return self._finish(question, "extractive", sentences, sources)
@@ -403,16 +421,36 @@ def _draft_sentences(draft: str) -> list[str]:
 
 
 def facts(text: str) -> set[str]:
-    """Numbers and names in a sentence: what a source must contain for the sentence to stand.
+    """Numbers and names in a sentence: what a source must mention for the sentence to stand.
 
-    Names are capitalised words other than the sentence's first word, and acronyms.
+    Names are capitalised words other than the sentence's first word, words with inner capitals
+    or digits (NDCG, GPT-4, y2b), and plain numbers; possessives and quotes are stripped.
     """
-    out = {m.group(0).rstrip(".,").lower() for m in _NUMBER_RE.finditer(text)}
-    words = re.findall(r"[A-Za-z][A-Za-z'’-]*", text)
-    for w in words[1:]:
-        if (w[0].isupper() and w.lower() not in _STOP) or (len(w) > 1 and w.isupper()):
-            out.add(w.lower().replace("’", "'"))
+    out: set[str] = set()
+    tokens = re.findall(r"[A-Za-z0-9][A-Za-z0-9'’.\-]*", text)
+    for i, tok in enumerate(tokens):
+        w = re.sub(r"(?:['’]s|['’.\-])+$", "", tok)
+        if not w:
+            continue
+        low = w.lower().replace("’", "'")
+        has_digit = any(c.isdigit() for c in w)
+        inner_caps = any(c.isupper() for c in w[1:])
+        capitalised = w[0].isupper() and i > 0 and low not in _STOP
+        if has_digit or inner_caps or capitalised:
+            out.add(low)
     return out
+
+
+def mentions(text: str, term: str) -> bool:
+    """Whether `text` (lower-cased) mentions `term` as a whole word (a plural counts)."""
+    return re.search(rf"(?<![a-z0-9]){re.escape(term)}(?:s|es|'s)?(?![a-z0-9])", text) is not None
+
+
+def missing_facts(question: str, hits: list[Hit]) -> list[str]:
+    """Names and numbers of the question that no retrieved chunk (or its title) mentions."""
+    text = " ".join(f"{h.chunk.title} {h.chunk.heading} {h.chunk.text}" for h in hits)
+    text = text.lower().replace("’", "'")
+    return sorted(f for f in facts(question) if not mentions(text, f))
 
 
 def support(text: str, vec: np.ndarray, source: _Source) -> float:
@@ -427,7 +465,7 @@ def support(text: str, vec: np.ndarray, source: _Source) -> float:
     if not words or source.vectors.size == 0:
         return 0.0
     whole_text = " ".join(source.sentences).lower().replace("’", "'")
-    if any(f not in whole_text for f in facts(text)):
+    if any(not mentions(whole_text, f) for f in facts(text)):
         return 0.0
     sims = source.vectors @ vec
     src_words = content_words(whole_text)

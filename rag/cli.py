@@ -526,8 +526,11 @@ def _eval_answers(
 
     qs = ev.load_questions(questions or PROJECT_ROOT / "eval" / "questions.jsonl")
     answerer = _open_answerer(settings, index_dir, None, quiet=True)
-    scores = {q.id: answerer.question_score(q.question) for q in qs}
-    cal = ev.calibrate([scores[q.id] for q in qs if q.relevant], [scores[q.id] for q in qs if not q.relevant])
+    signals = {q.id: answerer.question_score(q.question) for q in qs}
+    # A question naming something no source mentions abstains whatever the threshold: -inf.
+    score = {qid: (-float("inf") if missing else s) for qid, (s, missing) in signals.items()}
+    cal = ev.calibrate([score[q.id] for q in qs if q.relevant], [score[q.id] for q in qs if not q.relevant])
+    cal["abstained_for_missing_facts"] = {q.id: signals[q.id][1] for q in qs if signals[q.id][1]}
     names = [m.strip() for m in modes.split(",") if m.strip()]
     for m in names:
         if m not in ("llm", "extractive"):

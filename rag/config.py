@@ -64,7 +64,7 @@ class RetrieveSettings(_Section):
 
 
 class AnswerSettings(_Section):
-    mode: Literal["llm", "extractive"] = Field("llm", description="How answers are written.")
+    mode: Literal["llm", "extractive"] = Field("extractive", description="How answers are written.")
     sources: int = Field(4, ge=1, le=20, description="Retrieved chunks shown to the answerer.")
     prompt_sources: int = Field(3, ge=1, le=20, description="Sources placed in the LLM prompt.")
     prompt_sentences: int = Field(

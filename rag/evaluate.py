@@ -609,15 +609,15 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
 def calibrate(answerable: Sequence[float], unanswerable: Sequence[float]) -> dict[str, Any]:
     """The abstention threshold that best separates answerable from unanswerable questions.
 
-    Maximises answer rate + abstention rate (balanced accuracy); among equals, takes the middle
-    of the widest gap, so that the threshold does not sit on a single question's score.
+    Maximises answer rate + abstention rate; a question that abstains whatever the threshold
+    (say, it names something no source mentions) is passed as -inf. Among equally good
+    thresholds, takes the middle one, so it does not sit on a single question's score.
     """
-    cands = sorted(set(answerable) | set(unanswerable))
-    if not cands:
-        return {"threshold": 0.0, "answer_rate": 0.0, "abstain_rate": 0.0}
-    mids = (
-        [cands[0] - 1e-6] + [(a + b) / 2 for a, b in zip(cands, cands[1:], strict=False)] + [cands[-1] + 1e-6]
-    )
+    finite = sorted({x for x in [*answerable, *unanswerable] if x != float("-inf")})
+    if not finite:
+        return {"threshold": 0.0, "answer_rate": 0.0, "abstain_rate": 1.0}
+    mids = [finite[0] - 1e-3, *((a + b) / 2 for a, b in zip(finite, finite[1:], strict=False))]
+    mids.append(finite[-1] + 1e-3)
 
     def rates(t: float) -> tuple[float, float]:
         ans = sum(s >= t for s in answerable) / max(1, len(answerable))
@@ -632,8 +632,12 @@ def calibrate(answerable: Sequence[float], unanswerable: Sequence[float]) -> dic
         "threshold": round(best, 4),
         "answer_rate": a,
         "abstain_rate": u,
-        "answerable_scores": sorted(round(x, 4) for x in answerable),
-        "unanswerable_scores": sorted(round(x, 4) for x in unanswerable),
+        "answerable_scores": sorted(round(x, 4) for x in answerable if x != float("-inf")),
+        "unanswerable_scores": sorted(round(x, 4) for x in unanswerable if x != float("-inf")),
+        "always_abstain": {
+            "answerable": sum(x == float("-inf") for x in answerable),
+            "unanswerable": sum(x == float("-inf") for x in unanswerable),
+        },
     }
 
 

@@ -92,3 +92,46 @@ def test_kill_at_each_step_leaves_old_or_new_index(base, point, tmp_path, settin
     assert db.execute("SELECT count(*) FROM chunks").fetchone()[0] == n == report.chunks
     assert db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == n
     assert len(list(index.glob("vectors-*.faiss"))) == 1 and not list(index.glob(".*.tmp"))
+
+
+def test_readers_see_a_complete_index_while_it_is_rebuilt(base, tmp_path, settings):
+    import threading
+
+    d, old = base
+    index = tmp_path / "index"
+    shutil.copytree(d / "index", index)
+    new_scrapes = d / "scrapes"
+    old_scrapes = tmp_path / "old"
+    old_scrapes.mkdir()
+    from .conftest import split_bundles
+
+    bundles = split_bundles((ROOT / "data" / "scrapes" / "000_6d7d6aa2d5092b1c.txt").read_text())
+    (old_scrapes / "001.md").write_text(bundles[0])
+    (old_scrapes / "002.md").write_text(bundles[1])
+
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        store = open_store(index)
+        while not stop.is_set():
+            try:
+                arts = store.articles()
+                hits = store.search_lexical("data science python statistics", 50)
+                assert hits
+                seen.append(len(arts))
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+                return
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for i in range(6):
+            build_index(settings, new_scrapes if i % 2 == 0 else old_scrapes, index, embedder=FakeEmbedder())
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors
+    assert seen and set(seen) <= {len(old[0]), 8}
