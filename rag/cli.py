@@ -350,7 +350,8 @@ def ask(
     settings = _settings(config, {"answer": {"sources": k}})
     if extractive and llm_mode:
         raise RagError("--extractive and --llm: choose one")
-    mode = "extractive" if extractive else ("llm" if llm_mode else None)
+    # Naming a model asks for the LLM, whatever the configured default mode.
+    mode = "extractive" if extractive else ("llm" if llm_mode or model else None)
     questions = _queries(question) if question != "-" else _queries("-")
     answerer = _open_answerer(settings, index_dir, model, quiet=as_json)
     for q in questions:
@@ -380,7 +381,7 @@ def chat(
     """Interactive questions with models loaded once. :sources lists the last sources, :quit ends."""
     settings = _settings(config)
     answerer = _open_answerer(settings, index_dir, model, quiet=False)
-    mode = "extractive" if extractive else None
+    mode = "extractive" if extractive else ("llm" if model else None)
     last: Any = None
     history: list[str] = []
     typer.echo("Ask a question (:sources, :quit).")
