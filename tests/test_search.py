@@ -27,7 +27,7 @@ def test_rare_keyword_is_found_lexically(retriever):
 
 
 def test_paraphrase_without_shared_words_is_found_densely(retriever):
-    query = "turning raw output numbers into chances that add up to one"
+    query = "making the final scores look like odds summing to 100 percent"
     assert "softmax" not in query
 
     def softmax_in(name: str) -> bool:
