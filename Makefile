@@ -19,6 +19,8 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/rag index
 	$(BIN)/rag ask "What is p-hacking?"
+	$(BIN)/rag ask --llm "What threshold did the CERN neutrino result pass?"
+	$(BIN)/rag ask "Who won the 2018 World Cup?"
 	$(BIN)/rag search "how does self-attention work" --k 3
 
 test: setup

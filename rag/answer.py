@@ -256,7 +256,7 @@ class Answerer:
         for s in sources:
             sims = s.vectors @ qvec
             for i, sent in enumerate(s.sentences):
-                if len(sent.split()) < 4 or sent.startswith("#"):
+                if len(sent.split()) < 4 or sent.startswith("#") or sent.rstrip().endswith("?"):
                     continue
                 overlap = len(qwords & content_words(sent)) / max(1, len(qwords))
                 scored.append((float(sims[i]) + 0.2 * overlap, s.n, i))

@@ -326,9 +326,13 @@ def _print_answer(ans: Any, streamed: bool) -> None:
     con.print(f"[bold]{label}[/bold]")
     con.print(ans.answer, highlight=False)
     con.print("\n[bold]Sources[/bold]")
-    for c in ans.citations:
-        date = f" ({c.published[:10]})" if c.published else ""
-        con.print(f"[{c.n}] {c.title} — {c.url}{date}", highlight=False, markup=False)
+    by_url: dict[str, list[Any]] = {}
+    for c in ans.citations:  # two chunks of one article are one source to a reader
+        by_url.setdefault(c.url, []).append(c)
+    for url, cs in by_url.items():
+        date = f" ({cs[0].published[:10]})" if cs[0].published else ""
+        nums = "".join(f"[{c.n}]" for c in cs)
+        con.print(f"{nums} {cs[0].title} — {url}{date}", highlight=False, markup=False)
 
 
 @app.command()
