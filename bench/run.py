@@ -97,6 +97,7 @@ def bench_incremental(repeats: int) -> dict:
         timed([*RAG, "index", "--scrapes", str(scr), "--index", idx, "--json"])
         for i in range(repeats):
             text = new.read_text(encoding="utf-8").replace("one-article-1", f"one-article-{i + 2}")
+            text = text.replace("A vector index answers", f"In part {i + 2}: a vector index answers")
             (scr / f"new-{i}.md").write_text(text, encoding="utf-8")
             w, r, out = timed([*RAG, "index", "--scrapes", str(scr), "--index", idx, "--json"])
             rep = json.loads(out)
@@ -245,7 +246,8 @@ def main() -> None:
             "",
             "## LLM (SmolLM2-135M-Instruct Q4_1, llama.cpp, 2 threads)",
             "",
-            f"- first token after the prompt is sent (4 sources, trimmed): {fmt(llm['first_token'], ' s')}",
+            f"- first token after the prompt is sent (prompt trimmed to answer.prompt_sources x "
+                  f"answer.prompt_sentences): {fmt(llm['first_token'], ' s')}",
             f"- generation speed: {fmt(llm['tokens_per_second'], ' tok/s', 1)}",
             "",
         ]

@@ -690,7 +690,9 @@ def write_report(
         f"takes 20 candidates from each side and fuses them by RRF), after {nwarm} warm-up queries, on "
         "one open store. The query embedder is a fake that returns a fixed random unit vector per "
         "query: **embedding time is excluded**. Dense includes the FAISS search and the SQLite "
-        "lookup of the 10 hits. HNSW efSearch=128 and IVF nprobe=32, as `_load_faiss` sets them."
+        "lookup of the 10 hits. HNSW efSearch=128 and IVF nprobe=32, as `_load_faiss` sets them. "
+        "FAISS runs with its default thread count, as in `rag`; on this busy machine that dominates "
+        "the dense figures (HNSW and IVF rows pinned near 8 ms): compare the FAISS-alone table."
     )
     w("")
     w(
@@ -822,7 +824,7 @@ def write_report(
         w(trim_profile(upd["profile"], 25))
         w("```")
         w("")
-        w("The same profile grouped (seconds, under the profiler; groups overlap where noted):")
+        w('The same profile grouped (seconds, under the profiler; "of which" rows split the row above them):')
         w("")
         w("| what | seconds |")
         w("| --- | ---: |")
@@ -893,7 +895,6 @@ def write_report(
         "0.8% at 1M). On this well-clustered data recall stayed at 1.000; on real embeddings, "
         "whose neighbourhoods spread over more lists, it may not."
     )
-    w("")
     w(
         "- Not in `faiss_store.py` itself, but on the query path: `rag` leaves FAISS's OpenMP "
         "thread count at its default (all cores). For one query at a time, the FAISS-alone table "
