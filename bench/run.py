@@ -247,7 +247,7 @@ def main() -> None:
             "## LLM (SmolLM2-135M-Instruct Q4_1, llama.cpp, 2 threads)",
             "",
             f"- first token after the prompt is sent (prompt trimmed to answer.prompt_sources x "
-                  f"answer.prompt_sentences): {fmt(llm['first_token'], ' s')}",
+            f"answer.prompt_sentences): {fmt(llm['first_token'], ' s')}",
             f"- generation speed: {fmt(llm['tokens_per_second'], ' tok/s', 1)}",
             "",
         ]

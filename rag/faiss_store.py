@@ -70,6 +70,9 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_chunk_id ON chunks(chunk_id);
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_row);
+CREATE INDEX IF NOT EXISTS chunks_gen_added ON chunks(gen_added);
+CREATE INDEX IF NOT EXISTS chunks_gen_removed ON chunks(gen_removed);
+CREATE INDEX IF NOT EXISTS articles_gen_removed ON articles(gen_removed);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     title, heading, text, tokenize = 'porter unicode61 remove_diacritics 2'
 );
@@ -141,6 +144,24 @@ def fts_query(text: str) -> str:
         terms = re.findall(r"\w+", text.lower())
     seen = dict.fromkeys(terms)
     return " OR ".join(f'"{t}"' for t in seen)
+
+
+def _single_thread() -> None:
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
+def _tuned(index: Any) -> Any:
+    """Search-time settings of approximate indexes (they are not stored in the FAISS file)."""
+    import faiss
+
+    inner: Any = faiss.downcast_index(index.index) if hasattr(index, "index") else None
+    if hasattr(inner, "hnsw"):
+        inner.hnsw.efSearch = 128
+    if hasattr(inner, "nprobe"):
+        inner.nprobe = 32
+    return index
 
 
 def _fsync_dir(path: Path) -> None:
@@ -235,6 +256,8 @@ class FaissStore:
                     f"{self.path}: another `rag index` is writing this index; "
                     "wait for it to finish and run again"
                 )
+            with self._db:
+                self._db.executescript(_SCHEMA)  # indexes added since this store was created
             self._recover()
             yield
 
@@ -296,12 +319,7 @@ class FaissStore:
                 f"{path}: holds {index.ntotal} vectors but the manifest lists {expected} chunks; "
                 "run `rag index --rebuild`"
             )
-        inner: Any = faiss.downcast_index(index.index) if hasattr(index, "index") else None
-        if hasattr(inner, "hnsw"):
-            inner.hnsw.efSearch = 128
-        if hasattr(inner, "nprobe"):
-            inner.nprobe = 32
-        self._index, self._index_gen = index, int(m["generation"])
+        self._index, self._index_gen = _tuned(index), int(m["generation"])
 
     @staticmethod
     def _new_faiss(kind: str, dim: int, n: int) -> Any:
@@ -397,6 +415,8 @@ class FaissStore:
             n = self._index.ntotal
             if n == 0:
                 return []
+            # One query at a time: threads cost more than they give (measured in bench/SCALE.md).
+            _single_thread()
             scores, ids = self._index.search(q, min(k, n))
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
             found = self._chunks_by_row([i for i, _ in pairs], gen)
@@ -554,12 +574,16 @@ class FaissStore:
         crash_point("sqlite-committed")
 
         kind = manifest["index_kind"]
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # building is parallel; queries are not
         reuse = old is not None and old.get("index_kind") == kind == "flat"
         if reuse:
             assert old is not None
             if self._index_gen != int(old["generation"]):
                 self._load_faiss(old)
             index = self._index
+            # The in-memory index is about to change: until the switch it belongs to no
+            # committed generation, so a failure below must make the next read reload it.
+            self._index_gen = None
             if removed_rows:
                 index.remove_ids(np.asarray(removed_rows, dtype=np.int64))
             if added_rows:
@@ -599,7 +623,7 @@ class FaissStore:
         manifest["counts"] = {**manifest.get("counts", {}), "chunks": live}
         write_atomic(self.path / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
         crash_point("manifest-written")
-        self._index, self._index_gen = index, gen
+        self._index, self._index_gen = _tuned(index), gen
         self._cleanup(gen)
         crash_point("cleaned-up")
 
