@@ -139,7 +139,13 @@ class Answerer:
     @property
     def llm(self) -> Any:
         if self._llm is None:
-            self._llm = load_llm(self.model_path(), self.llm_settings)
+            llm = load_llm(self.model_path(), self.llm_settings)
+            # Warm up: the first evaluation after loading pays one-off costs (about 0.5 s here),
+            # and evaluating the system prompt now lets every question reuse it from the cache.
+            warm = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Hi"}]
+            for _ in generate(llm, warm, self.llm_settings.model_copy(update={"max_tokens": 1})):
+                pass
+            self._llm = llm
         return self._llm
 
     def _embed(self, texts: list[str]) -> np.ndarray:
