@@ -319,6 +319,16 @@ class FaissStore:
                 f"{path}: holds {index.ntotal} vectors but the manifest lists {expected} chunks; "
                 "run `rag index --rebuild`"
             )
+        rows = int(
+            self._db.execute(
+                f"SELECT count(*) FROM chunks c WHERE {_visible('c')}", {"gen": int(m["generation"])}
+            ).fetchone()[0]
+        )
+        if rows != index.ntotal:
+            raise IndexCorrupt(
+                f"{self.path / DB}: holds {rows} chunks but {path.name} has {index.ntotal} vectors; "
+                "run `rag index --rebuild`"
+            )
         self._index, self._index_gen = _tuned(index), int(m["generation"])
 
     @staticmethod

@@ -119,21 +119,25 @@ def _decode(path: Path, data: bytes) -> tuple[str | None, list[Warning]]:
     name = str(path)
     if not data.strip():
         return None, [Warning(name, 1, "empty file, skipped")]
-    head = data[:8192]
-    if b"\x00" in head or _control_ratio(head) > 0.1:
+    if _control_ratio(data[:8192]) > 0.1:
         return None, [Warning(name, 1, "binary file, skipped")]
+    warnings: list[Warning] = []
+    if b"\x00" in data:  # a few stray NULs in a text file: drop them, keep the text
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        warnings.append(Warning(name, line, "NUL bytes removed"))
+        data = data.replace(b"\x00", b"")
     try:
-        return data.decode("utf-8"), []
+        return data.decode("utf-8"), warnings
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         text = data.decode("utf-8", errors="replace").replace("\ufffd", "")
-        return text, [Warning(name, line, "invalid UTF-8 bytes removed")]
+        return text, [*warnings, Warning(name, line, "invalid UTF-8 bytes removed")]
 
 
 def _control_ratio(data: bytes) -> float:
     if not data:
         return 0.0
-    bad = sum(1 for b in data if b < 32 and b not in (9, 10, 12, 13))
+    bad = sum(1 for b in data if b < 32 and b not in (9, 10, 12, 13))  # NUL included
     return bad / len(data)
 
 

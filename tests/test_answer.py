@@ -184,8 +184,13 @@ def test_cli_ask_errors(real_index, tmp_path):
 
 
 def test_chat_answers_follow_ups_lists_sources_and_quits(real_index):
-    res = rag("chat", "--extractive", "--index", str(real_index),
-              stdin="What is p-hacking?\n:sources\nWho won the 2018 World Cup?\n:quit\nnever read\n")
+    res = rag(
+        "chat",
+        "--extractive",
+        "--index",
+        str(real_index),
+        stdin="What is p-hacking?\n:sources\nWho won the 2018 World Cup?\n:quit\nnever read\n",
+    )
     assert res.returncode == 0, res.stderr
     assert "p-hacking. [1]" in res.stdout
     assert "  1. The Statistical Significance Scam — https://medium.com/" in res.stdout

@@ -11,8 +11,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from rag.index import build_index
+from rag.ingest import parse_bundle
 from rag.store import open_store
 
 from .conftest import ROOT, FakeEmbedder
@@ -135,3 +139,155 @@ def test_readers_see_a_complete_index_while_it_is_rebuilt(base, tmp_path, settin
         t.join()
     assert not errors, errors
     assert seen and set(seen) <= {len(old[0]), 8}
+
+
+# ------------------------------------------------------------------------------ corruption
+
+
+def _corruptible(real_index_copy):
+    import json
+
+    return real_index_copy, json.loads((real_index_copy / "manifest.json").read_text())
+
+
+def test_chunk_store_with_missing_rows_is_detected(real_index_copy):
+    from rag.errors import IndexCorrupt
+
+    db = sqlite3.connect(real_index_copy / "chunks.sqlite")
+    with db:
+        db.execute("DELETE FROM chunks WHERE row IN (SELECT row FROM chunks LIMIT 3)")
+    with pytest.raises(IndexCorrupt, match=r"holds \d+ chunks but .* vectors; run `rag index --rebuild`"):
+        open_store(real_index_copy).search_lexical("python", 3)
+
+
+def test_manifest_from_a_newer_rag_is_refused(real_index_copy):
+    import json
+
+    from rag.errors import IndexCorrupt
+
+    index, m = _corruptible(real_index_copy)
+    m["schema_version"] = 99
+    (index / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexCorrupt, match="written by a newer rag .* run `rag index --rebuild`"):
+        open_store(index).articles()
+
+
+def test_manifest_whose_vector_count_disagrees_is_refused(real_index_copy):
+    import json
+
+    from rag.errors import IndexCorrupt
+
+    index, m = _corruptible(real_index_copy)
+    m["counts"]["chunks"] += 5
+    (index / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexCorrupt, match="vectors but the manifest lists"):
+        open_store(index).search_lexical("python", 3)
+
+
+def test_corrupt_index_is_one_line_in_the_cli(real_index_copy):
+    (real_index_copy / "manifest.json").write_text("{not json")
+    res = subprocess.run(
+        [sys.executable, "-m", "rag", "search", "python", "--index", str(real_index_copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.count("\n") == 1 and "rag index --rebuild" in res.stderr
+
+
+def test_unknown_flag_is_a_clear_error():
+    res = subprocess.run(
+        [sys.executable, "-m", "rag", "search", "x", "--kk", "3"], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 2 and "No such option: --kk" in res.stderr
+
+
+# ------------------------------------------------------------------------------ fuzzing
+
+
+GOOD = """## Fuzz Weekly
+
+Source: https://example.com/fuzz-{n}
+Date fetched: 2024-11-10T00:00:00
+
+---
+
+Title: Fuzz article {n}
+
+URL Source: https://example.com/fuzz-{n}
+
+Markdown Content:
+Fuzzing finds bugs number {n}. Parsers must survive anything.
+
+## Visual Content Analysis
+
+Title: Fuzz article {n}
+"""
+
+
+def _mutate(data: bytes, ops: list[tuple[int, int, bytes]]) -> bytes:
+    out = bytearray(data)
+    for kind, pos, blob in ops:
+        pos = pos % (len(out) + 1)
+        if kind == 0:
+            out[pos:pos] = blob  # insert
+        elif kind == 1:
+            del out[pos : pos + len(blob)]  # delete
+        else:
+            out = out[:pos]  # cut
+    return bytes(out)
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.integers(0, 10**6),
+            st.one_of(
+                st.binary(max_size=40),
+                st.sampled_from(
+                    [
+                        b"\x00",
+                        b"\xff\xfe",
+                        b"\n## X\n\nSource: \n",
+                        b"\nMarkdown Content:\n",
+                        b"## Visual Content Analysis\n",
+                        b"# Bundle: x\n",
+                        b"A" * 5000,
+                    ]
+                ),
+            ),
+        ),
+        max_size=6,
+    )
+)
+def test_parser_never_crashes_and_keeps_well_formed_articles(ops):
+    garbage = _mutate(GOOD.format(n=0).encode(), ops)
+    data = GOOD.format(n=1).encode() + garbage + b"\n" + GOOD.format(n=2).encode()
+    arts, warns = parse_bundle(Path("fuzz.md"), data)
+    urls = {a.url for a in arts}
+    assert "https://example.com/fuzz-1" in urls
+    assert all(isinstance(str(w), str) for w in warns)
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(st.binary(max_size=3000))
+def test_parser_survives_random_bytes(data):
+    parse_bundle(Path("random.bin"), data)
+
+
+def test_thousands_of_tiny_articles_parse_in_linear_time():
+    import time
+
+    small = "".join(GOOD.format(n=i) for i in range(2000)).encode()
+    t0 = time.perf_counter()
+    arts, warns = parse_bundle(Path("many.md"), small)
+    first = time.perf_counter() - t0
+    assert len(arts) == 2000 and not warns
+    big = "".join(GOOD.format(n=i) for i in range(8000)).encode()
+    t0 = time.perf_counter()
+    arts, _ = parse_bundle(Path("many.md"), big)
+    assert len(arts) == 8000
+    assert time.perf_counter() - t0 < 4 * first * 4  # 4x the input, far from 16x
