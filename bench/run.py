@@ -251,6 +251,15 @@ def main() -> None:
             f"- generation speed: {fmt(llm['tokens_per_second'], ' tok/s', 1)}",
             "",
         ]
+    sys.path.insert(0, str(ROOT / "bench"))
+    import size
+
+    lines += [
+        "## Size runs (fake embedder: parsing, cleaning, chunking and the store only)",
+        "",
+        *size.main(),
+        "",
+    ]
     out = ROOT / "bench" / "RESULTS.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from rag.config import RetrieveSettings
-from rag.errors import RagError
+from rag.errors import IndexCorrupt, RagError
 from rag.store import Filters, Store, StoredChunk
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
@@ -29,7 +29,19 @@ class Hit:
 
 
 def load_query_embedder(index_dir: Path, manifest: dict[str, Any] | None) -> Any:
-    """The ONNX embedder saved with the index, or sentence-transformers when there is none."""
+    """The ONNX embedder saved with the index, or sentence-transformers when there is none.
+
+    An index whose vectors came from another embedder is refused: its vectors and ours would
+    not be comparable.
+    """
+    from rag.embed import DIMENSION, MODEL_NAME
+
+    built = (manifest or {}).get("embedder", {})
+    if built and (built.get("name"), built.get("dimension")) != (MODEL_NAME, DIMENSION):
+        raise IndexCorrupt(
+            f"{index_dir}: built with embedder {built.get('name')} ({built.get('dimension')} dims), "
+            f"this rag queries with {MODEL_NAME}; run `rag index --rebuild`"
+        )
     name = (manifest or {}).get("query_embedder")
     if name and (index_dir / name).exists():
         from rag.embed import OnnxEmbedder

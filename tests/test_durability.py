@@ -291,3 +291,82 @@ def test_thousands_of_tiny_articles_parse_in_linear_time():
     arts, _ = parse_bundle(Path("many.md"), big)
     assert len(arts) == 8000
     assert time.perf_counter() - t0 < 4 * first * 4  # 4x the input, far from 16x
+
+
+def test_index_from_another_embedder_is_refused(real_index_copy, settings):
+    import json
+
+    from rag.errors import IndexCorrupt
+    from rag.retrieve import Retriever
+
+    index, m = _corruptible(real_index_copy)
+    m["embedder"] = {"name": "bge-small-en", "dimension": 384, "normalized": True}
+    (index / "manifest.json").write_text(json.dumps(m))
+    r = Retriever(open_store(index), settings.retrieve)
+    with pytest.raises(IndexCorrupt, match="built with embedder bge-small-en .* run `rag index --rebuild`"):
+        r.search("python")
+    assert r.search("python", retriever="bm25")  # lexical search needs no vectors
+
+
+# ------------------------------------------------------------------------------ timed kills
+
+SLOW_BUILD = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from pathlib import Path
+    from rag.config import load_settings
+    from rag.index import build_index
+    from tests.conftest import FakeEmbedder
+
+    class Slow(FakeEmbedder):
+        def embed(self, texts, progress=None):
+            time.sleep(0.002 * len(texts))  # about as slow as a real model on a few chunks
+            return super().embed(texts, progress)
+
+    print("start", flush=True)
+    build_index(load_settings(environ={{}}), Path(sys.argv[1]), Path(sys.argv[2]), embedder=Slow())
+    print("done", flush=True)
+""").format(root=str(ROOT))
+
+
+def test_sigkill_at_random_moments_never_loses_the_index(base, tmp_path, settings):
+    """Timed SIGKILLs spread over a whole build (start-up, parsing, embedding, writing)."""
+    import signal
+    import time
+
+    d, old = base
+    index = tmp_path / "index"
+    shutil.copytree(d / "index", index)
+    # How long one uninterrupted build takes, to spread the kills over it.
+    probe = tmp_path / "probe"
+    shutil.copytree(d / "index", probe)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", SLOW_BUILD, str(d / "scrapes"), str(probe)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    total = time.perf_counter() - t0
+    outcomes = {"old": 0, "new": 0}
+    for i in range(12):
+        if (index / "manifest.json").exists():
+            shutil.rmtree(index)
+            shutil.copytree(d / "index", index)
+        p = subprocess.Popen(
+            [sys.executable, "-c", SLOW_BUILD, str(d / "scrapes"), str(index)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(total * (i + 0.5) / 12)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=60)
+        urls, n = _state(index)
+        if (urls, n) == old:
+            outcomes["old"] += 1
+        else:
+            assert len(urls) == 8
+            outcomes["new"] += 1
+        report = build_index(settings, d / "scrapes", index, embedder=FakeEmbedder())
+        assert len(_state(index)[0]) == 8 and report.articles == 8
+    assert outcomes["old"] + outcomes["new"] == 12
