@@ -79,7 +79,7 @@ def main() -> list[str]:
         size = 0
         i = 0
         while size < 5 * 1024 * 1024:
-            p = ("## Section %d\n\n" % i if i % 20 == 0 else "") + paragraph(i)
+            p = (f"## Section {i}\n\n" if i % 20 == 0 else "") + paragraph(i)
             body.append(p)
             size += len(p) + 2
             i += 1
