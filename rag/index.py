@@ -8,6 +8,7 @@ whole index is rebuilt, and the report says why.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -200,6 +201,12 @@ def index_articles(
             if export_query_model:
                 ensure_query_model(index_dir, embedder, settings)
             report.generation = int((store.manifest() or {}).get("generation", 0))
+    except (OSError, sqlite3.Error) as e:
+        # A full disk or a read-only folder: the previous generation is untouched.
+        reason = getattr(e, "strerror", None) or str(e)
+        raise RagError(
+            f"{index_dir}: cannot write the index ({reason}); the previous index is intact"
+        ) from None
     finally:
         store.close()
     report.seconds = round(time.perf_counter() - t0, 3)

@@ -370,3 +370,22 @@ def test_sigkill_at_random_moments_never_loses_the_index(base, tmp_path, setting
         report = build_index(settings, d / "scrapes", index, embedder=FakeEmbedder())
         assert len(_state(index)[0]) == 8 and report.articles == 8
     assert outcomes["old"] + outcomes["new"] == 12
+
+
+def test_write_failure_is_one_line_and_keeps_the_old_index(base, tmp_path, settings, monkeypatch):
+    import faiss
+
+    from rag.errors import RagError
+
+    d, old = base
+    index = tmp_path / "index"
+    shutil.copytree(d / "index", index)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(faiss, "write_index", full_disk)
+    with pytest.raises(RagError, match="No space left on device.*previous index is intact"):
+        build_index(settings, d / "scrapes", index, embedder=FakeEmbedder())
+    monkeypatch.undo()
+    assert _state(index) == old
