@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -234,8 +235,12 @@ def _mutate(data: bytes, ops: list[tuple[int, int, bytes]]) -> bytes:
             out[pos:pos] = blob  # insert
         elif kind == 1:
             del out[pos : pos + len(blob)]  # delete
-        else:
+        elif kind == 2:
             out = out[:pos]  # cut
+        else:
+            lines = bytes(out).split(b"\n")  # shuffle lines (headers included)
+            random.Random(pos).shuffle(lines)
+            out = bytearray(b"\n".join(lines))
     return bytes(out)
 
 
@@ -243,7 +248,7 @@ def _mutate(data: bytes, ops: list[tuple[int, int, bytes]]) -> bytes:
 @given(
     ops=st.lists(
         st.tuples(
-            st.integers(0, 2),
+            st.integers(0, 3),
             st.integers(0, 10**6),
             st.one_of(
                 st.binary(max_size=40),
