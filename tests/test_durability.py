@@ -394,3 +394,58 @@ def test_write_failure_is_one_line_and_keeps_the_old_index(base, tmp_path, setti
         build_index(settings, d / "scrapes", index, embedder=FakeEmbedder())
     monkeypatch.undo()
     assert _state(index) == old
+
+
+# ------------------------------------------------------------------------------ read-only index
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    files = [path, *path.iterdir()]
+    res = subprocess.run(["chattr", flag, *map(str, files)], capture_output=True, text=True)
+    return res.returncode == 0
+
+
+def test_read_only_index_answers_searches_and_refuses_writes(real_index_copy, tmp_path):
+    # Tests run as root, which ignores file modes; the immutable attribute binds root too.
+    if not _chattr("+i", real_index_copy):
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        (real_index_copy / "probe").touch()
+        pytest.fail("the index folder is still writable")
+    except PermissionError:
+        pass
+    try:
+        before = {p.name: p.stat().st_mtime_ns for p in real_index_copy.iterdir()}
+        res = subprocess.run(
+            [sys.executable, "-m", "rag", "search", "p-hacking", "--index", str(real_index_copy), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        assert "p-hacking" in res.stdout
+        res = subprocess.run(
+            [sys.executable, "-m", "rag", "index", "--rebuild", "--index", str(real_index_copy)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        assert "cannot write the index" in res.stderr and res.stderr.strip().count("\n") == 0
+        assert {p.name: p.stat().st_mtime_ns for p in real_index_copy.iterdir()} == before
+    finally:
+        _chattr("-i", real_index_copy)
+
+
+def test_second_rag_index_process_exits_with_a_clear_message(real_index_copy):
+    store = open_store(real_index_copy)
+    with store.writing():  # another build holds the index
+        res = subprocess.run(
+            [sys.executable, "-m", "rag", "index", "--index", str(real_index_copy)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "another `rag index` is writing this index; wait for it to finish" in res.stderr
+    assert open_store(real_index_copy).articles()
