@@ -71,39 +71,8 @@ def index(
     config: ConfigOpt = None,
 ) -> None:
     """Build or update the index from scrape bundles; only new or changed articles are embedded."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from rag.index import build_index
-
     settings = _settings(config)
-    progress = (
-        None
-        if as_json
-        else Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeRemainingColumn(),
-            transient=True,
-            console=_stderr_console(),
-        )
-    )
-    tasks: dict[str, Any] = {}
-
-    def on_progress(stage: str, done: int, total: int) -> None:
-        if progress is None:
-            return
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(stage, total=total)
-        progress.update(tasks[stage], completed=done)
-
-    if progress:
-        progress.start()
-    try:
-        report = build_index(settings, scrapes, index_dir, rebuild=rebuild, progress=on_progress)
-    finally:
-        if progress:
-            progress.stop()
+    report = _build(settings, scrapes, index_dir, rebuild, show_progress=not as_json)
     for w in report.warnings:
         typer.secho(f"warning: {w}", fg=typer.colors.YELLOW, err=True)
     if as_json:
@@ -117,6 +86,44 @@ def index(
         f"{report.unchanged} unchanged; {report.embedded_chunks} chunks embedded) "
         f"in {report.seconds:.1f}s -> {index_dir or settings.paths.index}"
     )
+
+
+def _build(
+    settings: Settings, scrapes: Path | None, index_dir: Path | None, rebuild: bool, show_progress: bool
+) -> Any:
+    """Run a build, with a progress bar on stderr for people."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from rag.index import build_index
+
+    progress = (
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(),
+            transient=True,
+            console=_stderr_console(),
+        )
+        if show_progress
+        else None
+    )
+    tasks: dict[str, Any] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if progress is None:
+            return
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done)
+
+    if progress:
+        progress.start()
+    try:
+        return build_index(settings, scrapes, index_dir, rebuild=rebuild, progress=on_progress)
+    finally:
+        if progress:
+            progress.stop()
 
 
 def _stderr_console() -> Any:
@@ -285,15 +292,13 @@ def _open_answerer(settings: Settings, index_dir: Path | None, model: Path | Non
         if store.manifest() is None:
             raise IndexMissing(str(path))
     except IndexMissing:
-        from rag.index import build_index
-
         if not quiet:
             typer.secho(
                 f"no index at {path} yet: building it from {settings.paths.scrapes} …",
                 fg=typer.colors.CYAN,
                 err=True,
             )
-        report = build_index(settings, None, path)
+        report = _build(settings, None, path, rebuild=False, show_progress=not quiet)
         if not quiet:
             typer.secho(
                 f"indexed {report.articles} articles, {report.chunks} chunks in {report.seconds:.1f}s",
