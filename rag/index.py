@@ -117,7 +117,7 @@ def index_articles(
     report = IndexReport()
     store = open_store(index_dir, create=True)
     try:
-        with store.writing():  # type: ignore[attr-defined]
+        with store.writing():
             old = store.manifest()
             want = identity(settings)
             if old is not None and not rebuild:

@@ -8,6 +8,7 @@ implement the same protocol without anything above this module noticing.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,6 +85,14 @@ class Store(Protocol):
 
     def articles(self) -> list[ArticleInfo]: ...
 
+    def article_text(self, article_id: str) -> str | None:
+        """The clean text of a visible article (evaluation locates evidence in it)."""
+        ...
+
+    def all_chunks(self) -> list[StoredChunk]:
+        """Every visible chunk, in article then position order."""
+        ...
+
     def chunk_count(self) -> int: ...
 
     def search_dense(
@@ -100,6 +109,10 @@ class Store(Protocol):
 
     def vectors(self, chunk_ids: list[str]) -> np.ndarray:
         """Stored vectors of visible chunks, in the order asked."""
+        ...
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Hold the single-writer lock (and finish what a killed writer left) while building."""
         ...
 
     def commit(self, changes: Changes, manifest: dict[str, Any]) -> None:
