@@ -283,19 +283,12 @@ def test_parser_survives_random_bytes(data):
     parse_bundle(Path("random.bin"), data)
 
 
-def test_thousands_of_tiny_articles_parse_in_linear_time():
-    import time
-
-    small = "".join(GOOD.format(n=i) for i in range(2000)).encode()
-    t0 = time.perf_counter()
-    arts, warns = parse_bundle(Path("many.md"), small)
-    first = time.perf_counter() - t0
-    assert len(arts) == 2000 and not warns
-    big = "".join(GOOD.format(n=i) for i in range(8000)).encode()
-    t0 = time.perf_counter()
-    arts, _ = parse_bundle(Path("many.md"), big)
-    assert len(arts) == 8000
-    assert time.perf_counter() - t0 < 4 * first * 4  # 4x the input, far from 16x
+def test_thousands_of_tiny_articles_all_parse():
+    # How the time grows with size is measured in bench/size.py, not asserted here.
+    many = "".join(GOOD.format(n=i) for i in range(5000)).encode()
+    arts, warns = parse_bundle(Path("many.md"), many)
+    assert len(arts) == 5000 and not warns
+    assert len({a.url for a in arts}) == 5000
 
 
 def test_index_from_another_embedder_is_refused(real_index_copy, settings):
