@@ -63,11 +63,24 @@ def paragraph(i: int) -> str:
     return " ".join(SENTENCES[(i + k) % 4] for k in range(6)) + f" Paragraph {i}."
 
 
+# Linux keeps a process's peak RSS across exec, so a child forked from a big process (bench/run.py
+# has torch and the LLM loaded) reports the parent's peak. A small launcher forks the build and
+# reads the build's own peak from RUSAGE_CHILDREN.
+LAUNCH = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
+)
+
+
 def run(scrapes: Path, index: Path) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(scrapes), str(index)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", LAUNCH, sys.executable, "-c", CHILD, str(scrapes), str(index)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    lines = out.stdout.strip().splitlines()
+    return {**json.loads(lines[-2]), "rss_mb": float(lines[-1])}
 
 
 def main() -> list[str]:
