@@ -37,6 +37,7 @@ SYSTEM_PROMPT = (
     "that supports it in square brackets, like [1]. If the sources do not answer the question, "
     "say that they do not."
 )
+ABSTAIN_MESSAGE = "The indexed articles do not answer this."
 USER_TEMPLATE = "Sources:\n{sources}\n\nQuestion: {question}\nAnswer:"
 
 _INJECTION_RE = re.compile(
@@ -186,7 +187,7 @@ class Answerer:
             )
             return Answer(
                 question,
-                abstain_message(hits),
+                ABSTAIN_MESSAGE,
                 True,
                 mode,
                 [],
@@ -298,15 +299,19 @@ class Answerer:
 
     # ------------------------------------------------------------------------- generation
 
+    def shown(self, sources: list[_Source]) -> list[_Source]:
+        """The sources placed in the prompt: the only ones the model may cite."""
+        return sources[: self.settings.prompt_sources]
+
     def prompt(
         self, question: str, sources: list[_Source], qvec: np.ndarray | None = None
     ) -> list[dict[str, str]]:
-        """System instructions apart from the sources; each source trimmed to the sentences most
-        like the question (in reading order), which keeps a small model on topic and the
-        first token fast."""
+        """System instructions apart from the sources. The model sees the first
+        `prompt_sources` sources, each trimmed to the sentences most like the question (in
+        reading order), which keeps a small model on topic and the first token fast."""
         blocks = []
         per_source = self.settings.prompt_sentences
-        for s in sources:
+        for s in self.shown(sources):
             keep: list[int] = list(range(len(s.sentences)))
             if qvec is not None and len(s.sentences) > per_source:
                 sims = s.vectors @ qvec
@@ -324,7 +329,7 @@ class Answerer:
         stream: StreamFn | None,
         timings: dict[str, float],
     ) -> Answer:
-        sources = sources[: self.settings.prompt_sources]  # only what the model was shown
+        sources = self.shown(sources)  # verification accepts only what the model was shown
         t0 = time.perf_counter()
         llm = self.llm
         timings["llm_load"] = time.perf_counter() - t0
@@ -481,10 +486,6 @@ def support(text: str, vec: np.ndarray, source: _Source) -> float:
         local = len(words & content_words(sent)) / len(words)
         best = max(best, 0.5 * float(sims[i]) + 0.5 * max(local, 0.8 * whole))
     return min(1.0, best)
-
-
-def abstain_message(hits: list[Hit]) -> str:
-    return "The indexed articles do not answer this."
 
 
 # ---------------------------------------------------------------------------------------------

@@ -361,7 +361,7 @@ def ask(
         raise RagError("--extractive and --llm: choose one")
     # Naming a model asks for the LLM, whatever the configured default mode.
     mode = "extractive" if extractive else ("llm" if llm_mode or model else None)
-    questions = _queries(question) if question != "-" else _queries("-")
+    questions = _queries(question)
     answerer = _open_answerer(settings, index_dir, model, quiet=as_json)
     for q in questions:
         streamed = False

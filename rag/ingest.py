@@ -146,7 +146,6 @@ def _control_ratio(data: bytes) -> float:
 
 _ODD_SPACE_RE = re.compile("[\u00a0\u2000-\u200a\u202f\u205f\u3000]")
 _INVISIBLE_RE = re.compile("[\u200b-\u200d\u2060\ufeff]")
-_HEADER_KEYS = ("Source", "Date fetched", "Title", "URL Source", "Published Time")
 _HEADER_RE = re.compile(r"^(Source|Date fetched|Title|URL Source|Published Time):\s*(.*)$")
 _VISUAL = "## Visual Content Analysis"
 
