@@ -672,14 +672,12 @@ def run_answer_suite(
             secs = time.perf_counter() - t0
             relevant = {e.url for e in q.relevant}
             cited = [c.url for c in ans.citations]
+            # Re-score each printed sentence against the full text it cites (embedded once).
+            cited_sources = answerer._sources_from_texts([c.text for c in ans.citations])
+            vecs = answerer.retriever.embedder.embed([t for t, _, _ in ans.sentences])
             supported = 0
-            for text, cites, _ in ans.sentences:
-                vec = answerer.retriever.embedder.embed([text])[0]
-                best = 0.0
-                for n in cites:
-                    c = ans.citations[n - 1]
-                    src = answerer._sources_from_texts([c.text])[0]
-                    best = max(best, support(text, vec, src))
+            for (text, cites, _), vec in zip(ans.sentences, vecs, strict=True):
+                best = max((support(text, vec, cited_sources[n - 1]) for n in cites), default=0.0)
                 supported += best >= threshold
             gold = _content(q.answer)
             rows.append(
