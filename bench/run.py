@@ -158,7 +158,7 @@ def bench_warm(index: Path, repeats: int = 20) -> dict:
 
 
 def bench_llm(index: Path, repeats: int) -> dict:
-    from rag.answer import Answerer
+    from rag.answer import Answerer, generate
     from rag.config import load_settings
     from rag.retrieve import Retriever
     from rag.store import open_store
@@ -170,11 +170,9 @@ def bench_llm(index: Path, repeats: int) -> dict:
     for _ in range(repeats):
         for q in ["What is p-hacking?", "What does softmax do?"]:
             toks = 0
-            t0 = time.perf_counter()
             first = None
             hits = a.retriever.search(q, k=s.answer.sources)
             msgs = a.prompt(q, a._sources(hits), a.retriever.embed_query(q))
-            from rag.answer import generate
 
             t1 = time.perf_counter()
             for _tok in generate(a.llm, msgs, s.llm):
@@ -185,7 +183,6 @@ def bench_llm(index: Path, repeats: int) -> dict:
             firsts.append(first or 0)
             if toks > 1 and gen > 0:
                 tps.append((toks - 1) / gen)
-            del t0
     # The bindings' own speed for the same model and threads: plain completion of a fixed
     # prompt, no chat template, no streaming wrapper, no stop strings.
     raw = []
