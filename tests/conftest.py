@@ -7,6 +7,8 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,13 @@ class FakeEmbedder:
                 out[i, h % self.dimension] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-9)
+
+
+def run_rag(*args: str, stdin: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """The real `rag` command in a fresh process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def split_bundles(text: str) -> list[str]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ import pytest
 from rag.answer import Answerer, content_words, is_instruction, load_llm
 from rag.errors import RagError
 
-from .conftest import SEED
+from .conftest import SEED, run_rag
 
 STATS = "https://medium.com/towards-data-science/the-statistical-significance-scam-db904be36714"
 INJECTION = """## Kitchen Notes
@@ -147,14 +145,8 @@ def test_missing_or_corrupt_model_is_a_one_line_error(tmp_path, settings):
         load_llm(trunc, settings.llm)
 
 
-def rag(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_cli_json_batch_follows_the_schema(real_index):
-    res = rag(
+    res = run_rag(
         "ask",
         "-",
         "--index",
@@ -174,17 +166,19 @@ def test_cli_json_batch_follows_the_schema(real_index):
 
 
 def test_cli_ask_errors(real_index, tmp_path):
-    res = rag("ask", "  ", "--index", str(real_index))
+    res = run_rag("ask", "  ", "--index", str(real_index))
     assert res.returncode == 1 and res.stderr.strip() == "error: empty query: give some words to search for"
-    res = rag("ask", "x" * 20000, "--index", str(real_index))
+    res = run_rag("ask", "x" * 20000, "--index", str(real_index))
     assert res.returncode == 1 and "too long" in res.stderr
-    res = rag("ask", "What is p-hacking?", "--index", str(real_index), "--model", str(tmp_path / "no.gguf"))
+    res = run_rag(
+        "ask", "What is p-hacking?", "--index", str(real_index), "--model", str(tmp_path / "no.gguf")
+    )
     assert res.returncode == 1 and "model file not found" in res.stderr and "Traceback" not in res.stderr
     assert Path(real_index).exists()
 
 
 def test_chat_answers_follow_ups_lists_sources_and_quits(real_index):
-    res = rag(
+    res = run_rag(
         "chat",
         "--extractive",
         "--index",

@@ -20,7 +20,7 @@ from rag.index import build_index
 from rag.ingest import parse_bundle
 from rag.store import open_store
 
-from .conftest import ROOT, FakeEmbedder
+from .conftest import ROOT, FakeEmbedder, run_rag
 
 POINTS = [
     "ingested",
@@ -99,7 +99,7 @@ def test_kill_at_each_step_leaves_old_or_new_index(base, point, tmp_path, settin
     assert len(list(index.glob("vectors-*.faiss"))) == 1 and not list(index.glob(".*.tmp"))
 
 
-def test_readers_see_a_complete_index_while_it_is_rebuilt(base, tmp_path, settings):
+def test_readers_see_a_complete_index_while_it_is_rebuilt(base, bundles, tmp_path, settings):
     import threading
 
     d, old = base
@@ -108,9 +108,6 @@ def test_readers_see_a_complete_index_while_it_is_rebuilt(base, tmp_path, settin
     new_scrapes = d / "scrapes"
     old_scrapes = tmp_path / "old"
     old_scrapes.mkdir()
-    from .conftest import split_bundles
-
-    bundles = split_bundles((ROOT / "data" / "scrapes" / "000_6d7d6aa2d5092b1c.txt").read_text())
     (old_scrapes / "001.md").write_text(bundles[0])
     (old_scrapes / "002.md").write_text(bundles[1])
 
@@ -187,20 +184,13 @@ def test_manifest_whose_vector_count_disagrees_is_refused(real_index_copy):
 
 def test_corrupt_index_is_one_line_in_the_cli(real_index_copy):
     (real_index_copy / "manifest.json").write_text("{not json")
-    res = subprocess.run(
-        [sys.executable, "-m", "rag", "search", "python", "--index", str(real_index_copy)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = run_rag("search", "python", "--index", str(real_index_copy))
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert res.stderr.count("\n") == 1 and "rag index --rebuild" in res.stderr
 
 
 def test_unknown_flag_is_a_clear_error():
-    res = subprocess.run(
-        [sys.executable, "-m", "rag", "search", "x", "--kk", "3"], capture_output=True, text=True, timeout=60
-    )
+    res = run_rag("search", "x", "--kk", "3")
     assert res.returncode == 2 and "No such option: --kk" in res.stderr
 
 
@@ -409,20 +399,10 @@ def test_read_only_index_answers_searches_and_refuses_writes(real_index_copy, tm
         pass
     try:
         before = {p.name: p.stat().st_mtime_ns for p in real_index_copy.iterdir()}
-        res = subprocess.run(
-            [sys.executable, "-m", "rag", "search", "p-hacking", "--index", str(real_index_copy), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        res = run_rag("search", "p-hacking", "--index", str(real_index_copy), "--json")
         assert res.returncode == 0, res.stderr
         assert "p-hacking" in res.stdout
-        res = subprocess.run(
-            [sys.executable, "-m", "rag", "index", "--rebuild", "--index", str(real_index_copy)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        res = run_rag("index", "--rebuild", "--index", str(real_index_copy))
         assert res.returncode == 1 and "Traceback" not in res.stderr
         assert "cannot write the index" in res.stderr and res.stderr.strip().count("\n") == 0
         assert {p.name: p.stat().st_mtime_ns for p in real_index_copy.iterdir()} == before
@@ -433,12 +413,7 @@ def test_read_only_index_answers_searches_and_refuses_writes(real_index_copy, tm
 def test_second_rag_index_process_exits_with_a_clear_message(real_index_copy):
     store = open_store(real_index_copy)
     with store.writing():  # another build holds the index
-        res = subprocess.run(
-            [sys.executable, "-m", "rag", "index", "--index", str(real_index_copy)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        res = run_rag("index", "--index", str(real_index_copy))
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "another `rag index` is writing this index; wait for it to finish" in res.stderr
     assert open_store(real_index_copy).articles()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -12,11 +10,7 @@ from rag.errors import RagError
 from rag.retrieve import cap_per_article, rrf_fuse
 from rag.store import Filters
 
-
-def rag(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, text=True, timeout=120
-    )
+from .conftest import run_rag
 
 
 def test_rare_keyword_is_found_lexically(retriever):
@@ -76,7 +70,7 @@ def test_cap_per_article_keeps_order():
 
 
 def test_cli_json_and_stdin_batch(real_index):
-    res = rag(
+    res = run_rag(
         "search",
         "-",
         "--index",
@@ -97,14 +91,14 @@ def test_cli_json_and_stdin_batch(real_index):
 
 
 def test_cli_errors_are_one_line(real_index, tmp_path):
-    res = rag("search", "", "--index", str(real_index))
+    res = run_rag("search", "", "--index", str(real_index))
     assert res.returncode == 1 and res.stderr.strip() == "error: empty query: give some words to search for"
-    res = rag("search", "x", "--index", str(tmp_path / "none"))
+    res = run_rag("search", "x", "--index", str(tmp_path / "none"))
     assert res.returncode == 1 and "no index here yet" in res.stderr and "Traceback" not in res.stderr
-    res = rag("search", "x", "--index", str(real_index), "--since", "last week")
+    res = run_rag("search", "x", "--index", str(real_index), "--since", "last week")
     assert res.returncode == 1 and "--since" in res.stderr
-    res = rag("search", "x", "--k", "many")
+    res = run_rag("search", "x", "--k", "many")
     assert res.returncode == 2 and "--k" in res.stderr and "Traceback" not in res.stderr
-    res = rag("index", "--scrapes", str(tmp_path / "missing"), "--index", str(tmp_path / "i"))
+    res = run_rag("index", "--scrapes", str(tmp_path / "missing"), "--index", str(tmp_path / "i"))
     assert res.returncode == 1 and "scrapes path not found" in res.stderr
     assert not (tmp_path / "i").exists()
