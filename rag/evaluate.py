@@ -399,9 +399,12 @@ def index_fingerprint(manifest: dict[str, Any]) -> tuple[str, str]:
     """(index fingerprint, corpus hash): the settings that shape vectors, and the article texts."""
     ident = {k: manifest.get(k) for k in ("embedder", "chunker", "cleaner", "index_kind")}
     fp = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-    arts = sorted(a["content_hash"] for a in manifest.get("articles", {}).values())
-    corpus = hashlib.sha256("".join(arts).encode()).hexdigest()[:16]
-    return fp, corpus
+    corpus = manifest.get("corpus_hash")
+    if corpus is None:  # an index written before the manifest carried the hash
+        from rag.index import corpus_hash
+
+        corpus = corpus_hash(a["content_hash"] for a in manifest.get("articles", {}).values())
+    return fp, str(corpus)
 
 
 def markdown_table(results: Sequence[RetrieverResult]) -> str:

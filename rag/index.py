@@ -8,6 +8,7 @@ whole index is rebuilt, and the report says why.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections.abc import Callable
@@ -64,6 +65,11 @@ def identity(settings: Settings) -> dict[str, Any]:
         },
         "cleaner": {"version": CLEANER_VERSION},
     }
+
+
+def corpus_hash(content_hashes: Any) -> str:
+    """One hash of every article's content: equal corpora give equal hashes, in any order."""
+    return hashlib.sha256("".join(sorted(content_hashes)).encode()).hexdigest()[:16]
 
 
 def choose_kind(settings: Settings, n_chunks: int) -> str:
@@ -131,21 +137,24 @@ def index_articles(
             if rebuild and old is not None and not report.rebuild_reason:
                 report.rebuild_reason = "--rebuild"
             report.rebuilt = rebuild or old is None
-            known: dict[str, dict[str, Any]] = {} if rebuild or old is None else old["articles"]
+            stored = {a.article_id: a for a in store.articles()} if old is not None else {}
+            known = {} if rebuild else stored
 
             current = {a.id: a for a in articles}
             todo: list[Article] = []
+            hashes = {a.id: a.content_hash for a in articles}
             for a in articles:
                 prev = known.get(a.id)
                 if prev is None:
                     report.added += 1
                     todo.append(a)
-                elif prev["content_hash"] != a.content_hash:
+                elif prev.content_hash != hashes[a.id]:
                     report.updated += 1
                     todo.append(a)
                 else:
                     report.unchanged += 1
             gone = [aid for aid in known if aid not in current]
+            todo_set = {id(a) for a in todo}
             report.removed = len(gone)
 
             chunk_lists = chunk_articles(todo, settings)
@@ -162,28 +171,15 @@ def index_articles(
             crash_point("embedded")
 
             changes = Changes(removed=[*gone, *(a.id for a in todo if a.id in known)])
-            if rebuild and old is not None:
-                changes.removed = [aid for aid in old["articles"]]
+            if rebuild:
+                changes.removed = list(stored)
             pos = 0
             for a, chunks in zip(todo, chunk_lists, strict=True):
                 changes.added.append((a, chunks, vecs[pos : pos + len(chunks)]))
                 pos += len(chunks)
 
-            chunk_counts = {a.id: len(c) for a, c in zip(todo, chunk_lists, strict=True)}
-            manifest_articles = {
-                a.id: {
-                    "url": a.url,
-                    "title": a.title,
-                    "content_hash": a.content_hash,
-                    "fetched": a.fetched,
-                    "published": a.published,
-                    "chunks": chunk_counts.get(a.id, known.get(a.id, {}).get("chunks", 0)),
-                    "aliases": list(a.aliases),
-                }
-                for a in articles
-            }
             report.articles = len(articles)
-            report.chunks = sum(m["chunks"] for m in manifest_articles.values())
+            report.chunks = len(texts) + sum(known[a.id].chunks for a in articles if id(a) not in todo_set)
             report.index_kind = choose_kind(settings, report.chunks)
             changed = bool(changes.added or changes.removed) or old is None
             if changed or report.index_kind != (old or {}).get("index_kind"):
@@ -191,7 +187,7 @@ def index_articles(
                     **want,
                     "rag_version": rag.__version__,
                     "index_kind": report.index_kind,
-                    "articles": manifest_articles,
+                    "corpus_hash": corpus_hash(hashes.values()),
                     "counts": {"articles": report.articles, "chunks": report.chunks},
                     "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "build_seconds": round(time.perf_counter() - t0, 3),

@@ -149,4 +149,5 @@ def test_manifest_records_what_shapes_the_vectors(real_index):
     assert m["embedder"] == {"name": "all-MiniLM-L6-v2", "dimension": 384, "normalized": True}
     assert m["chunker"]["max_tokens"] == 256 and m["cleaner"]["version"]
     assert m["counts"]["articles"] == 11 and m["index_kind"] == "flat"
-    assert all(len(a["content_hash"]) == 32 for a in m["articles"].values())
+    assert len(m["corpus_hash"]) == 16 and "articles" not in m  # articles live in the store, not here
+    assert all(len(a.content_hash) == 32 for a in open_store(real_index).articles())
