@@ -27,6 +27,17 @@ app = typer.Typer(
 IndexOpt = Annotated[
     Path | None, typer.Option("--index", help="Index folder (default: paths.index in the config).")
 ]
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="Where the index lives: faiss (default) or milvus.")
+]
+UriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--uri",
+        help="milvus: a Milvus Lite file ending in .db, or http(s)://host:port of a Milvus server "
+        "(token from RAG_MILVUS_TOKEN). faiss: the index folder.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output, one JSON object a line.")]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="Settings file (default: config/default.toml).")
@@ -37,7 +48,13 @@ def _err(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
 
 
-def _settings(config: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
+def _settings(
+    config: Path | None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    store: str | None = None,
+    uri: str | None = None,
+) -> Settings:
+    overrides = {**(overrides or {}), "store": {"kind": store, "uri": uri}}
     clean = {sec: {k: v for k, v in vals.items() if v is not None} for sec, vals in (overrides or {}).items()}
     return load_settings(config, {sec: vals for sec, vals in clean.items() if vals})
 
@@ -66,13 +83,25 @@ def index(
         Path | None, typer.Option("--scrapes", help="Bundle file or folder (default: paths.scrapes).")
     ] = None,
     index_dir: IndexOpt = None,
+    store: StoreOpt = None,
+    uri: UriOpt = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed everything.")] = False,
+    from_index: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-index",
+            help="Copy this FAISS index folder's chunks and vectors into the store, without re-embedding.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Build or update the index from scrape bundles; only new or changed articles are embedded."""
-    settings = _settings(config)
-    report = _build(settings, scrapes, index_dir, rebuild, show_progress=not as_json)
+    settings = _settings(config, store=store, uri=uri)
+    if from_index is not None:
+        report = _copy(settings, from_index, index_dir, show_progress=not as_json)
+    else:
+        report = _build(settings, scrapes, index_dir, rebuild, show_progress=not as_json)
     for w in report.warnings:
         typer.secho(f"warning: {w}", fg=typer.colors.YELLOW, err=True)
     if as_json:
@@ -84,8 +113,33 @@ def index(
         f"{report.articles} articles, {report.chunks} chunks "
         f"({report.added} added, {report.updated} updated, {report.removed} removed, "
         f"{report.unchanged} unchanged; {report.embedded_chunks} chunks embedded) "
-        f"in {report.seconds:.1f}s -> {index_dir or settings.paths.index}"
+        f"in {report.seconds:.1f}s -> {_where(settings, index_dir)}"
     )
+
+
+def _where(settings: Settings, index_dir: Path | None) -> str:
+    from rag.milvus_store import redact
+
+    s = settings.store
+    path = index_dir or settings.paths.index
+    if s.kind == "milvus":
+        return f"milvus {redact(s.uri) if s.uri else f'{path}-milvus/milvus.db'}"
+    return str(s.uri or path)
+
+
+def _copy(settings: Settings, source_dir: Path, index_dir: Path | None, show_progress: bool) -> Any:
+    from rag.index import copy_index
+    from rag.store import open_store
+
+    source = open_store(source_dir)
+    target = open_store(index_dir or settings.paths.index, create=True, settings=settings.store)
+    if Path(getattr(target, "path", "")).resolve() == source_dir.resolve():
+        raise RagError(f"--from-index: {source_dir} is the index being written")
+    try:
+        return copy_index(source, target)
+    finally:
+        target.close()
+        source.close()
 
 
 def _build(
@@ -133,13 +187,18 @@ def _stderr_console() -> Any:
 
 
 @app.command()
-def sources(index_dir: IndexOpt = None, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+def sources(
+    index_dir: IndexOpt = None,
+    store: StoreOpt = None,
+    uri: UriOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
     """List the indexed articles."""
     from rag.store import open_store
 
-    settings = _settings(config)
-    store = open_store(index_dir or settings.paths.index)
-    arts = store.articles()
+    settings = _settings(config, store=store, uri=uri)
+    arts = open_store(index_dir or settings.paths.index, settings=settings.store).articles()
     if as_json:
         for a in arts:
             typer.echo(json.dumps(a.__dict__ | {"aliases": list(a.aliases)}))
@@ -194,8 +253,9 @@ def _open_retriever(settings: Settings, index_dir: Path | None) -> Any:
     from rag.retrieve import Retriever
     from rag.store import open_store
 
-    store = open_store(index_dir or settings.paths.index)
-    return Retriever(store, settings.retrieve)
+    return Retriever(
+        open_store(index_dir or settings.paths.index, settings=settings.store), settings.retrieve
+    )
 
 
 @app.command()
@@ -215,11 +275,13 @@ def search(
         int | None, typer.Option("--max-per-article", min=0, help="Cap hits per article (0 = none).")
     ] = None,
     index_dir: IndexOpt = None,
+    store: StoreOpt = None,
+    uri: UriOpt = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Rank the indexed chunks for a query."""
-    settings = _settings(config, {"retrieve": {"k": k, "retriever": retriever}})
+    settings = _settings(config, {"retrieve": {"k": k, "retriever": retriever}}, store, uri)
     filters = _filters(url, publication, since, until)
     queries = _queries(query)
     r = _open_retriever(settings, index_dir)
@@ -288,13 +350,13 @@ def _open_answerer(settings: Settings, index_dir: Path | None, model: Path | Non
 
     path = index_dir or settings.paths.index
     try:
-        store = open_store(path)
+        store = open_store(path, settings=settings.store)
         if store.manifest() is None:
             raise IndexMissing(str(path))
     except IndexMissing:
         if not quiet:
             typer.secho(
-                f"no index at {path} yet: building it from {settings.paths.scrapes} …",
+                f"no index at {_where(settings, path)} yet: building it from {settings.paths.scrapes} …",
                 fg=typer.colors.CYAN,
                 err=True,
             )
@@ -305,7 +367,7 @@ def _open_answerer(settings: Settings, index_dir: Path | None, model: Path | Non
                 fg=typer.colors.CYAN,
                 err=True,
             )
-        store = open_store(path)
+        store = open_store(path, settings=settings.store)
     llm = settings.llm
     if model is not None:
         llm = llm.model_copy(update={"model_path": str(model)})
@@ -352,11 +414,13 @@ def ask(
     ] = False,
     llm_mode: Annotated[bool, typer.Option("--llm", help="Answer with the LLM (verified).")] = False,
     index_dir: IndexOpt = None,
+    store: StoreOpt = None,
+    uri: UriOpt = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Answer a question from the indexed articles, with checked citations."""
-    settings = _settings(config, {"answer": {"sources": k}})
+    settings = _settings(config, {"answer": {"sources": k}}, store, uri)
     if extractive and llm_mode:
         raise RagError("--extractive and --llm: choose one")
     # Naming a model asks for the LLM, whatever the configured default mode.
@@ -385,10 +449,12 @@ def chat(
     model: Annotated[Path | None, typer.Option("--model", help="A GGUF model file to answer with.")] = None,
     extractive: Annotated[bool, typer.Option("--extractive", help="Quote sources; no LLM.")] = False,
     index_dir: IndexOpt = None,
+    store: StoreOpt = None,
+    uri: UriOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Interactive questions with models loaded once. :sources lists the last sources, :quit ends."""
-    settings = _settings(config)
+    settings = _settings(config, store=store, uri=uri)
     answerer = _open_answerer(settings, index_dir, model, quiet=False)
     mode = "extractive" if extractive else ("llm" if model else None)
     last: Any = None
@@ -458,6 +524,8 @@ def eval_(
     ] = False,
     modes: Annotated[str, typer.Option("--modes", help="Answer modes to compare.")] = "llm,extractive",
     index_dir: IndexOpt = None,
+    store: StoreOpt = None,
+    uri: UriOpt = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -467,7 +535,7 @@ def eval_(
     from rag.retrieve import RETRIEVERS, Retriever
     from rag.store import open_store
 
-    settings = _settings(config)
+    settings = _settings(config, store=store, uri=uri)
     names = [n.strip() for n in retriever.split(",") if n.strip()]
     for n in names:
         if n not in RETRIEVERS:
@@ -479,11 +547,15 @@ def eval_(
         data = ev.load_beir(beir)
         typer.echo(f"BEIR {beir}: {len(data.corpus)} documents, {len(data.queries)} queries", err=True)
         path = ev.beir_index(data, settings, PROJECT_ROOT / "eval" / "cache")
-        r = Retriever(open_store(path), settings.retrieve.model_copy(update={"max_per_article": 0}))
+        r = Retriever(
+            _beir_store(settings, path), settings.retrieve.model_copy(update={"max_per_article": 0})
+        )
         result = ev.run_beir_suite(r, data, names, k=k)
     else:
         qs = ev.load_questions(questions or PROJECT_ROOT / "eval" / "questions.jsonl")
-        r = Retriever(open_store(index_dir or settings.paths.index), settings.retrieve)
+        r = Retriever(
+            open_store(index_dir or settings.paths.index, settings=settings.store), settings.retrieve
+        )
         result = ev.run_dev_suite(r, qs, names, k=k)
     if report:
         ev.write_report(result, report)
@@ -521,6 +593,20 @@ def eval_(
         if problems:
             raise typer.Exit(1)
         typer.echo("check passed: no headline metric fell beyond the tolerance", err=True)
+
+
+def _beir_store(settings: Settings, faiss_dir: Path) -> Any:
+    """The BEIR index in the configured store; a Milvus copy is made once from the FAISS one."""
+    from rag.index import copy_index
+    from rag.store import open_store
+
+    if settings.store.kind == "faiss":
+        return open_store(faiss_dir)
+    store = open_store(faiss_dir, create=True, settings=settings.store)
+    if store.manifest() is None:
+        typer.echo(f"copying {faiss_dir.name} into {_where(settings, faiss_dir)} …", err=True)
+        copy_index(open_store(faiss_dir), store)
+    return store
 
 
 def _eval_answers(

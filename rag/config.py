@@ -53,6 +53,22 @@ class IndexSettings(_Section):
     )
 
 
+class StoreSettings(_Section):
+    kind: Literal["faiss", "milvus"] = Field(
+        "faiss", description="Where the index lives: FAISS + SQLite in paths.index, or Milvus."
+    )
+    uri: str = Field(
+        "",
+        description="Milvus: a Milvus Lite file ending in .db, or http(s)://host:port of a server "
+        "(default: <paths.index>-milvus/milvus.db). FAISS: the index folder (default: paths.index). "
+        "A token or password is read only from the RAG_MILVUS_TOKEN environment variable.",
+    )
+    collection: str = Field("rag", description="Milvus: prefix of the collections holding the index.")
+    index_type: Literal["AUTOINDEX", "HNSW", "FLAT"] = Field(
+        "AUTOINDEX", description="Milvus: dense vector index type."
+    )
+
+
 class RetrieveSettings(_Section):
     retriever: Literal["dense", "bm25", "hybrid"] = Field("hybrid", description="Default retriever.")
     k: int = Field(10, ge=1, le=1000, description="Hits returned.")
@@ -90,6 +106,7 @@ class Settings(_Section):
     embed: EmbedSettings = EmbedSettings()
     chunk: ChunkSettings = ChunkSettings()
     index: IndexSettings = IndexSettings()
+    store: StoreSettings = StoreSettings()
     retrieve: RetrieveSettings = RetrieveSettings()
     answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
@@ -148,6 +165,9 @@ def load_settings(
         k: str(v if Path(v).is_absolute() else base_dir / v) for k, v in settings.paths.model_dump().items()
     }
     data = _merge(data, {"paths": paths})
+    uri = settings.store.uri
+    if uri and "://" not in uri and not uri.startswith("unix:") and not Path(uri).is_absolute():
+        data = _merge(data, {"store": {"uri": str(base_dir / uri)}})
     env = _env_overrides(dict(os.environ if environ is None else environ))
     for source, extra in (("environment", env), ("command line", overrides or {})):
         if not extra:

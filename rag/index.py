@@ -23,7 +23,7 @@ import rag
 from rag.chunk import CHUNKER_VERSION, Chunk, chunk_article
 from rag.config import Settings
 from rag.embed import DIMENSION, MODEL_NAME, count_tokens
-from rag.errors import RagError
+from rag.errors import IndexCorrupt, RagError
 from rag.ingest import CLEANER_VERSION, Article, ingest
 from rag.store import Changes, crash_point, open_store
 
@@ -121,7 +121,7 @@ def index_articles(
     """Make the index at `index_dir` hold exactly `articles`, embedding only what changed."""
     t0 = time.perf_counter() if t0 is None else t0
     report = IndexReport()
-    store = open_store(index_dir, create=True)
+    store = open_store(index_dir, create=True, settings=settings.store)
     try:
         with store.writing():
             old = store.manifest()
@@ -195,7 +195,7 @@ def index_articles(
                 }
                 store.commit(changes, manifest)
             if export_query_model:
-                ensure_query_model(index_dir, embedder, settings)
+                ensure_query_model(store.path, embedder, settings)
             report.generation = int((store.manifest() or {}).get("generation", 0))
     except (OSError, sqlite3.Error) as e:
         # A full disk or a read-only folder: the previous generation is untouched.
@@ -218,6 +218,7 @@ def _torch_embedder(settings: Settings) -> Any:
 def ensure_query_model(index_dir: Path, embedder: Any, settings: Settings) -> None:
     """Keep an ONNX copy of the embedder beside the index, for torch-free queries."""
     path = index_dir / QUERY_MODEL_FILE
+    index_dir.mkdir(parents=True, exist_ok=True)
     if path.exists() or (embedder is not None and not hasattr(embedder, "export_onnx")):
         return  # an embedder without an ONNX form (a test fake): queries use it directly
     from rag.embed import TorchEmbedder
@@ -225,3 +226,74 @@ def ensure_query_model(index_dir: Path, embedder: Any, settings: Settings) -> No
     if embedder is None:
         embedder = TorchEmbedder(batch_size=settings.embed.batch_size)
     embedder.export_onnx(path)
+
+
+def copy_index(source: Any, target: Any, progress: ProgressFn | None = None) -> IndexReport:
+    """Copy every article, chunk and vector of `source` into `target` as one new generation,
+    without re-embedding; the target's manifest records the same settings as the source's."""
+    from rag.chunk import Chunk
+
+    t0 = time.perf_counter()
+    m = source.manifest()
+    if m is None:
+        raise RagError(f"{source.path}: the index to copy from is empty; run `rag index` first")
+    chunks_by_article: dict[str, list[Chunk]] = {}
+    for c in source.all_chunks():
+        chunks_by_article.setdefault(c.article_id, []).append(
+            Chunk(
+                id=c.chunk_id,
+                article_id=c.article_id,
+                url=c.url,
+                title=c.title,
+                heading=c.heading,
+                start=c.start,
+                end=c.end,
+                text=c.text,
+                ord=c.ord,
+            )
+        )
+    infos = source.articles()
+    report = IndexReport(rebuilt=True, rebuild_reason=f"copied from {source.path}")
+    with target.writing():
+        old = target.manifest()
+        changes = Changes(removed=[a.article_id for a in target.articles()] if old else [])
+        for n, info in enumerate(infos, start=1):
+            article = Article(
+                url=info.url,
+                title=info.title,
+                publication=info.publication,
+                published=info.published,
+                fetched=info.fetched,
+                text=source.article_text(info.article_id) or "",
+                member_only=info.member_only,
+                source_file="",
+                source_line=0,
+                aliases=info.aliases,
+            )
+            if article.content_hash != info.content_hash:
+                raise IndexCorrupt(f"{source.path}: article {info.url} does not match its stored hash")
+            chunks = sorted(chunks_by_article.get(info.article_id, []), key=lambda c: c.ord)
+            vecs = source.vectors([c.id for c in chunks]) if chunks else np.zeros((0, DIMENSION), np.float32)
+            changes.added.append((article, chunks, vecs))
+            if progress:
+                progress("copying", n, len(infos))
+        report.articles = len(infos)
+        report.added = len(infos)
+        report.removed = len(changes.removed)
+        report.chunks = sum(len(c) for _, c, _ in changes.added)
+        report.index_kind = str(m.get("index_kind", "flat"))
+        keep = {
+            k: v
+            for k, v in m.items()
+            if k not in ("generation", "faiss_file", "floor", "tombstones", "store")
+        }
+        target.commit(changes, {**keep, "copied_from": str(source.path)})
+        report.generation = int((target.manifest() or {}).get("generation", 0))
+    src_model = source.path / QUERY_MODEL_FILE
+    if src_model.exists() and not (target.path / QUERY_MODEL_FILE).exists():
+        import shutil
+
+        target.path.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src_model, target.path / QUERY_MODEL_FILE)
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report

@@ -2,8 +2,8 @@
 
 An index is a sequence of generations. Each `rag index` run writes one new generation and makes
 it visible in a single atomic step (the manifest switch); readers always see one complete
-generation. FAISS + SQLite (`rag.faiss_store`) is the default backend; a Milvus backend can
-implement the same protocol without anything above this module noticing.
+generation. FAISS + SQLite (`rag.faiss_store`) is the default backend; Milvus (`rag.milvus_store`)
+implements the same protocol for scale-out, and nothing above this module knows which is in use.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.chunk import Chunk
+from rag.config import StoreSettings
 from rag.errors import RagError
 from rag.ingest import Article
 
@@ -77,7 +78,7 @@ class Changes:
 
 
 class Store(Protocol):
-    path: Path
+    path: Path  # a local folder for files kept beside the index (the ONNX query model)
 
     def manifest(self) -> dict[str, Any] | None:
         """The committed manifest, or None when nothing was ever committed."""
@@ -131,10 +132,25 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def open_store(path: Path, kind: str = "faiss", create: bool = False) -> Store:
-    """Open the index at `path`; with `create`, an empty one is made if none exists."""
-    if kind == "faiss":
+def open_store(path: Path, create: bool = False, settings: StoreSettings | None = None) -> Store:
+    """Open the index: FAISS + SQLite in folder `path` by default, or what `settings` names.
+
+    With `create`, an empty index is made if none exists. A Milvus index keeps its local files
+    (the query model) in `<path>-milvus`, and by default its Milvus Lite data there too.
+    """
+    if settings is None or settings.kind == "faiss":
         from rag.faiss_store import FaissStore
 
-        return FaissStore(path, create=create)
-    raise RagError(f"unknown store '{kind}' (use faiss)")
+        return FaissStore(Path(settings.uri) if settings and settings.uri else path, create=create)
+    if settings.kind == "milvus":
+        from rag.milvus_store import MilvusStore
+
+        local = Path(f"{path}-milvus")
+        return MilvusStore(
+            settings.uri or str(local / "milvus.db"),
+            local,
+            collection=settings.collection,
+            index_type=settings.index_type,
+            create=create,
+        )
+    raise RagError(f"unknown store '{settings.kind}' (use faiss or milvus)")
