@@ -159,7 +159,7 @@ def _build(
             transient=True,
             console=_stderr_console(),
         )
-        if show_progress
+        if show_progress and sys.stderr.isatty()  # a bar in a log file is noise
         else None
     )
     tasks: dict[str, Any] = {}

@@ -51,6 +51,7 @@ _QUERY_PAGE = 4096
 # time to finish before the rows only it could see are deleted.
 _SERVER_GRACE_SECONDS = 1.0
 _STALE_LOCK_SECONDS = 3600
+_LITE_USERS: dict[str, int] = {}  # open stores per Milvus Lite file in this process
 
 _CHUNK_FIELDS = [
     "chunk_id",
@@ -156,7 +157,9 @@ def _fit(text: str, limit: int) -> tuple[str, bool]:
 
 def _quiet_milvus_logs() -> None:
     # pymilvus logs every failed call at ERROR before raising it; we turn the raise into one line.
-    for name in ("pymilvus", "milvus_lite"):
+    # Milvus Lite's in-process gRPC server logs calls it does not implement (the iterator's
+    # timestamp probe, which pymilvus then does without).
+    for name in ("pymilvus", "milvus_lite", "grpc._server"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -222,7 +225,11 @@ class MilvusStore:
             except OSError as e:
                 raise RagError(f"{self.uri}: cannot create the folder: {e.strerror}") from None
         try:
-            return MilvusClient(uri=self.uri, token=token) if token else MilvusClient(uri=self.uri)
+            client = MilvusClient(uri=self.uri, token=token) if token else MilvusClient(uri=self.uri)
+            if not is_server(self.uri):
+                key = os.path.abspath(self.uri)
+                _LITE_USERS[key] = _LITE_USERS.get(key, 0) + 1
+            return client
         except Exception as e:  # pymilvus raises many kinds; every one is "cannot connect" here
             if not is_server(self.uri):
                 raise RagError(
@@ -731,8 +738,22 @@ class MilvusStore:
         crash_point("cleaned-up")
 
     def close(self) -> None:
+        if self._client is None:
+            return
         with contextlib.suppress(Exception):
             self._client.close()
+        self._client = None
+        if not is_server(self.uri):
+            # Milvus Lite keeps a file's in-process server (and its lock) until the process
+            # exits; stop it once no store here uses it, so another process may open the file.
+            key = os.path.abspath(self.uri)
+            _LITE_USERS[key] = _LITE_USERS.get(key, 1) - 1
+            if _LITE_USERS[key] <= 0:
+                del _LITE_USERS[key]
+                with contextlib.suppress(Exception):
+                    from milvus_lite.server_manager import server_manager_instance
+
+                    server_manager_instance.release_server(self.uri)
 
 
 def _pid_alive(pid: int) -> bool:
