@@ -126,11 +126,30 @@ def day_number(iso: str | None) -> int:
     return int(iso[:10].replace("-", ""))
 
 
+def _stem(words: list[str]) -> list[str]:
+    global _STEMMER
+    if _STEMMER is None:
+        import Stemmer  # PyStemmer: the Porter algorithm, as SQLite FTS5's porter tokenizer
+
+        _STEMMER = Stemmer.Stemmer("porter")
+    return list(_STEMMER.stemWords(words))
+
+
+_STEMMER: Any = None
+
+
+def analyzed(text: str) -> str:
+    """Text as BM25 should see it: lower-case Porter stems. Milvus Lite's analyzer has no
+    stemmer, so stemming happens here, for the stored text and the query alike; a Milvus
+    server then gives the same matches as Lite and as the FAISS store's FTS5 index."""
+    return " ".join(_stem(re.findall(r"\w+", text.lower())))
+
+
 def lexical_terms(text: str) -> str:
-    """The query words BM25 should weigh: Milvus Lite's analyzer drops no stop words itself."""
+    """The query's stemmed words without stop words (Milvus's analyzer keeps them)."""
     words = re.findall(r"\w+", text.lower())
     kept = [w for w in words if w not in _STOPWORDS] or words
-    return " ".join(dict.fromkeys(kept))
+    return " ".join(dict.fromkeys(_stem(kept)))
 
 
 def redact(uri: str) -> str:
@@ -704,7 +723,7 @@ class MilvusStore:
                         "heading": _fit(ch.heading, _TEXT_MAX)[0],
                         "text": text,
                         "text_cut": cut,
-                        "search_text": _fit(f"{article.title}\n{ch.heading}\n{ch.text}", _TEXT_MAX)[0],
+                        "search_text": _fit(analyzed(f"{article.title}\n{ch.heading}\n{ch.text}"), _TEXT_MAX)[0],
                         "start": ch.start,
                         "end": ch.end,
                         "ord": ch.ord,
