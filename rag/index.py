@@ -285,9 +285,10 @@ def copy_index(source: Any, target: Any, progress: ProgressFn | None = None) -> 
         keep = {
             k: v
             for k, v in m.items()
-            if k not in ("generation", "faiss_file", "floor", "tombstones", "store")
+            if k not in ("generation", "faiss_file", "floor", "tombstones", "store", "articles")
         }
-        target.commit(changes, {**keep, "copied_from": str(source.path)})
+        corpus = corpus_hash(a.content_hash for a in infos)
+        target.commit(changes, {**keep, "corpus_hash": corpus, "copied_from": str(source.path)})
         report.generation = int((target.manifest() or {}).get("generation", 0))
     src_model = source.path / QUERY_MODEL_FILE
     if src_model.exists() and not (target.path / QUERY_MODEL_FILE).exists():

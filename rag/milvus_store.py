@@ -723,7 +723,9 @@ class MilvusStore:
                         "heading": _fit(ch.heading, _TEXT_MAX)[0],
                         "text": text,
                         "text_cut": cut,
-                        "search_text": _fit(analyzed(f"{article.title}\n{ch.heading}\n{ch.text}"), _TEXT_MAX)[0],
+                        "search_text": _fit(analyzed(f"{article.title}\n{ch.heading}\n{ch.text}"), _TEXT_MAX)[
+                            0
+                        ],
                         "start": ch.start,
                         "end": ch.end,
                         "ord": ch.ord,
@@ -732,6 +734,10 @@ class MilvusStore:
                     }
                 )
             self._insert(self._chunks, crows)
+        # Seal what was written into segments: Milvus Lite searches rows still in its memtable
+        # one by one in Python (minutes for SciFact's BM25), and a server persists them.
+        for name in (self._chunks, self._articles, self._meta):
+            self._call("flush", self._client.flush, name)
         crash_point("milvus-rows-written")
 
         manifest = {
