@@ -16,7 +16,6 @@ import os
 import random
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -223,8 +222,8 @@ def main(repeats: int = 3) -> list[str]:
         warm = " | ".join(f"{p50:.1f} / {p95:.1f}" for p50, p95 in r["warm"].values())
         lines.append(
             f"| {kind} | {fmt(r['build_wall'], ' s')} | {fmt(r['chunks_per_s'], '', 1)} | "
-            f"{fmt(r['build_rss'], ' MB', 0)} | {fmt(r['cold_wall'], ' s')} | {fmt(r['cold_rss'], ' MB', 0)} | "
-            f"{warm} |"
+            f"{fmt(r['build_rss'], ' MB', 0)} | {fmt(r['cold_wall'], ' s')} | "
+            f"{fmt(r['cold_rss'], ' MB', 0)} | {warm} |"
         )
     lines += ["", "Warm latencies include embedding the query (ONNX, about 3 ms).", ""]
     for title, res in (("SciFact", scifact()), ("50,000 synthetic chunks", synthetic())):
