@@ -211,7 +211,7 @@ class MilvusStore:
             # A reopened collection serves searches only once loaded.
             for name in (self._meta, self._chunks, self._articles):
                 if self._client.has_collection(name):
-                    self._call("loading", self._client.load_collection, name)
+                    self._load(name)
             if self.manifest() is not None:
                 for name in (self._chunks, self._articles):
                     if not self._client.has_collection(name):
@@ -273,7 +273,7 @@ class MilvusStore:
             ip = c.prepare_index_params()
             ip.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
             c.create_collection(self._meta, schema=s, index_params=ip, consistency_level="Strong")
-        c.load_collection(self._meta)
+        self._load(self._meta)
 
     def _create_collections(self, dim: int) -> None:
         from pymilvus import DataType, Function, FunctionType
@@ -340,7 +340,7 @@ class MilvusStore:
             ip.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
             c.create_collection(self._articles, schema=s, index_params=ip, consistency_level="Strong")
         for name in (self._chunks, self._articles):
-            c.load_collection(name)
+            self._load(name)
 
     # ----------------------------------------------------------------------------- small helpers
 
@@ -352,6 +352,12 @@ class MilvusStore:
             raise
         except Exception as e:
             raise RagError(f"{self._where}: {what} failed ({_reason(e)})") from None
+
+    def _load(self, name: str) -> None:
+        """Load a collection unless it is loaded: an operator may have loaded it with replicas."""
+        state = self._call("loading", self._client.get_load_state, name).get("state")
+        if getattr(state, "name", str(state)) != "Loaded":
+            self._call("loading", self._client.load_collection, name)
 
     def _query(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
         """Every row matching `expr`, however many (Milvus caps one query at 16,384)."""
