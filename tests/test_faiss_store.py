@@ -135,7 +135,7 @@ def test_approximate_first_segment_takes_flat_updates_and_is_tuned_in_the_commit
     first = _segments(tmp_path / "i")[0]
     assert first["kind"] == "hnsw"
     inner = faiss.downcast_index(store._loaded[first["file"]].index)
-    assert inner.hnsw.efSearch == 128  # not FAISS's default of 16
+    assert inner.hnsw.efSearch == 256  # not FAISS's default of 16
     _commit(store, [_article(50, 10, rng)], kind="hnsw")
     assert [s["kind"] for s in _segments(tmp_path / "i")] == ["hnsw", "flat"]
     q = store.vectors(["a-50-3"])[0]
