@@ -17,9 +17,9 @@ from rag.store import Changes
 DIM = 16
 
 
-def _article(n: int, chunks: int, rng: np.random.Generator, tag: str = "a"):
+def _article(n: int, chunks: int, rng: np.random.Generator, tag: str = "a", words: str = ""):
     url = f"https://example.com/{tag}/{n}"
-    bodies = [f"body {tag} {n} part {o}" for o in range(chunks)]
+    bodies = [f"body {tag} {n} part {o} {words}" for o in range(chunks)]
     art = Article(
         url=url,
         title=f"Article {tag} {n}",
@@ -175,3 +175,31 @@ def test_merges_keep_segments_logarithmic_and_rewrites_proportional():
             segs[start:] = [{"kind": "flat", "vectors": n, "removed": 0}]
         assert len(segs) <= 2 + math.log2(sum(s["vectors"] for s in segs) / 10)
     assert rewritten <= 100_000 * math.log2(200_000 / 10)
+
+
+def test_bm25_skips_rows_of_a_build_in_progress_and_still_returns_k(tmp_path):
+    rng = np.random.default_rng(5)
+    store = FaissStore(tmp_path / "i", create=True)
+    _commit(store, [_article(i, 2, rng, words="zebra" if i % 3 == 0 else "") for i in range(30)])
+    gen = store.manifest()["generation"]
+    # A build under way has written rows that match better, under a generation not yet committed.
+    with store._db:
+        arow = store._db.execute(
+            "INSERT INTO articles (article_id, gen_added, url, title, publication, member_only, "
+            "content_hash, aliases, text, source_file) VALUES ('x', ?, 'u', 't', 'p', 0, 'h', '[]', '', 'f')",
+            (gen + 1,),
+        ).lastrowid
+        for o in range(40):
+            row = store._db.execute(
+                'INSERT INTO chunks (chunk_id, article_row, gen_added, heading, start, "end", ord, text, '
+                "vector) VALUES (?, ?, ?, '', 0, 1, ?, 'zebra zebra zebra', x'00')",
+                (f"pending-{o}", arow, gen + 1, o),
+            ).lastrowid
+            store._db.execute(
+                "INSERT INTO chunks_fts (rowid, title, heading, text) "
+                "VALUES (?, 't', '', 'zebra zebra zebra')",
+                (row,),
+            )
+    hits = store.search_lexical("zebra", 5)
+    assert len(hits) == 5 and all("zebra" in c.text and c.chunk_id.startswith("a-") for c, _ in hits)
+    assert len(store.search_lexical("zebra", 50)) == 20  # every visible match, none pending
