@@ -1109,7 +1109,8 @@ def report_updates(w: Any, upd: dict, upd_sizes: tuple[int, ...], upd_repeats: i
         w("| what | seconds |")
         w("| --- | ---: |")
         for label, sec in upd["breakdown"]:
-            w(f"| {label} | {sec:.3f} |")
+            if not label.lstrip().startswith(("SQLite statements", "of which from")):  # older runs
+                w(f"| {label} | {sec:.3f} |")
         w("")
 
 
@@ -1243,16 +1244,6 @@ def profile_breakdown(prof: cProfile.Profile) -> list[tuple[str, float]]:
     def cum(pred: Any) -> float:
         return sum(v[3] for k, v in st.items() if pred(*k))
 
-    # SQLite statements, attributed to the store method that ran them
-    for (_file, _line, func), v in st.items():
-        if "execute' of 'sqlite3.Connection" in func:
-            by: dict[str, float] = {}
-            for (cf, _cl, cfn), cv in v[4].items():
-                name = f"{Path(cf).name}:{cfn}"
-                by[name] = by.get(name, 0.0) + cv[3]
-            out.append(("SQLite statements, all", v[3]))
-            for name, sec in sorted(by.items(), key=lambda kv: -kv[1])[:5]:
-                out.append((f"  of which from `{name}`", sec))
     index_own = sum(
         v[2] for (f, _ln, fn), v in st.items() if f.endswith("rag/index.py") and fn.startswith("<")
     )
