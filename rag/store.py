@@ -20,7 +20,7 @@ from rag.config import StoreSettings
 from rag.errors import RagError
 from rag.ingest import Article
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: vectors in segments (manifest "segments"); 1 (one "faiss_file") is still read
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -51,6 +52,9 @@ def _state(index: Path) -> tuple[set[str], int]:
     assert store.search_lexical("data science python", 5)
     n = store.chunk_count()
     assert n == sum(a.chunks for a in store.articles())
+    ids = [c.chunk_id for c in store.all_chunks()]
+    hits = store.search_dense(store.vectors(ids[:1])[0], n + 5)
+    assert sorted(c.chunk_id for c, _ in hits) == sorted(ids)  # each live chunk once, by its vector
     store.close()
     return urls, n
 
@@ -69,9 +73,27 @@ def base(tmp_path_factory, bundles, settings):
     return d, old
 
 
+@pytest.fixture(scope="module")
+def base_delta(tmp_path_factory, bundles, settings):
+    """Like `base`, but the next build only adds one small article: its commit writes a new
+    vector segment beside the old one instead of rewriting them as one."""
+    d = tmp_path_factory.mktemp("base_delta")
+    (d / "scrapes").mkdir()
+    (d / "scrapes" / "001.md").write_text(bundles[0])
+    (d / "scrapes" / "002.md").write_text(bundles[1])
+    build_index(settings, d / "scrapes", d / "index", embedder=FakeEmbedder())
+    old = _state(d / "index")
+    (d / "scrapes" / "005.md").write_text(GOOD.format(n=1))
+    return d, old
+
+
+@pytest.mark.parametrize("scenario", ["base", "base_delta"])
 @pytest.mark.parametrize("point", POINTS)
-def test_kill_at_each_step_leaves_old_or_new_index(base, point, tmp_path, settings):
-    d, old = base
+def test_kill_at_each_step_leaves_old_or_new_index(scenario, point, tmp_path, settings, request):
+    import json
+
+    d, old = request.getfixturevalue(scenario)
+    new_articles, new_segments = (8, 1) if scenario == "base" else (7, 2)
     index = tmp_path / "index"
     shutil.copytree(d / "index", index)
     env = {**os.environ, "RAG_CRASH_AT": point}
@@ -86,17 +108,20 @@ def test_kill_at_each_step_leaves_old_or_new_index(base, point, tmp_path, settin
     urls, n = _state(index)
     committed = point in ("manifest-written", "cleaned-up")
     if committed:
-        assert urls != old[0] and len(urls) == 8
+        assert urls != old[0] and len(urls) == new_articles
     else:
         assert (urls, n) == old
     # the next run finishes the job and leaves no stray rows or files behind
     report = build_index(settings, d / "scrapes", index, embedder=FakeEmbedder())
     urls, n = _state(index)
-    assert len(urls) == 8 and urls != old[0]
+    assert len(urls) == new_articles and urls != old[0]
     db = sqlite3.connect(index / "chunks.sqlite")
     assert db.execute("SELECT count(*) FROM chunks").fetchone()[0] == n == report.chunks
     assert db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == n
-    assert len(list(index.glob("vectors-*.faiss"))) == 1 and not list(index.glob(".*.tmp"))
+    segments = json.loads((index / "manifest.json").read_text())["segments"]
+    assert len(segments) == new_segments
+    assert {p.name for p in index.glob("vectors-*.faiss")} == {s["file"] for s in segments}
+    assert not list(index.glob(".*.tmp"))
 
 
 def test_readers_see_a_complete_index_while_it_is_rebuilt(base, bundles, tmp_path, settings):
@@ -142,6 +167,11 @@ def test_readers_see_a_complete_index_while_it_is_rebuilt(base, bundles, tmp_pat
 # ------------------------------------------------------------------------------ corruption
 
 
+def _dense(store):
+    """A dense search: the first one loads the vectors and checks them against the chunk store."""
+    return store.search_dense(np.ones(384, dtype=np.float32) / np.sqrt(384), 3)
+
+
 def _corruptible(real_index_copy):
     import json
 
@@ -155,7 +185,7 @@ def test_chunk_store_with_missing_rows_is_detected(real_index_copy):
     with db:
         db.execute("DELETE FROM chunks WHERE row IN (SELECT row FROM chunks LIMIT 3)")
     with pytest.raises(IndexCorrupt, match=r"holds \d+ chunks but .* vectors; run `rag index --rebuild`"):
-        open_store(real_index_copy).search_lexical("python", 3)
+        _dense(open_store(real_index_copy))
 
 
 def test_manifest_from_a_newer_rag_is_refused(real_index_copy):
@@ -179,7 +209,7 @@ def test_manifest_whose_vector_count_disagrees_is_refused(real_index_copy):
     m["counts"]["chunks"] += 5
     (index / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(IndexCorrupt, match="vectors but the manifest lists"):
-        open_store(index).search_lexical("python", 3)
+        _dense(open_store(index))
 
 
 def test_corrupt_index_is_one_line_in_the_cli(real_index_copy):
