@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexCorrupt, IndexMissing, RagError
-from rag.store import SCHEMA_VERSION, ArticleInfo, Changes, Filters, StoredChunk, crash_point
+from rag.store import SCHEMA_VERSION, ArticleInfo, Changes, Filters, StoredChunk, crash_point, query_words
 
 MANIFEST = "manifest.json"
 DB = "chunks.sqlite"
@@ -107,14 +107,6 @@ _MERGE_RATIO = 2  # flat: merge the newest run once it holds half as many vector
 _REBUILD_RATIO = 10  # HNSW/IVF first segment: rebuild once the flat ones after it hold a tenth of it
 _DEAD_SHARE = 0.25  # a segment of which this share are tombstones is rewritten
 
-_STOPWORDS = frozenset(
-    """a an and are as at be but by can could did do does for from had has have how i if in into
-    is it its me my of on or our shall should so than that the their them then there these they
-    this those to was we were what when where which while who whom why will with would you your
-    about after all also any been before being both each few more most no nor not only other out
-    over own same some such too under until up very just don does doing""".split()
-)
-
 
 def _row_to_chunk(r: tuple[Any, ...]) -> StoredChunk:
     return StoredChunk(
@@ -159,11 +151,7 @@ def _filter_sql(filters: Filters | None) -> tuple[str, dict[str, Any]]:
 
 def fts_query(text: str) -> str:
     """An FTS5 query that ORs the query's terms, each quoted so that no user text is syntax."""
-    terms = [t for t in re.findall(r"\w+", text.lower()) if t not in _STOPWORDS]
-    if not terms:
-        terms = re.findall(r"\w+", text.lower())
-    seen = dict.fromkeys(terms)
-    return " OR ".join(f'"{t}"' for t in seen)
+    return " OR ".join(f'"{t}"' for t in query_words(text))
 
 
 def _single_thread() -> None:

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -41,11 +42,12 @@ class Article:
     source_line: int
     aliases: tuple[str, ...] = ()
 
-    @property
+    # Cached: an incremental build asks every article for both, and hashing is its main cost.
+    @cached_property
     def id(self) -> str:
         return article_id(self.url)
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
         """Hash of everything that shapes this article's chunks; a change means re-embedding."""
         h = hashlib.sha256()

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from rag.errors import IndexCorrupt, IndexMissing, RagError
-from rag.store import SCHEMA_VERSION, ArticleInfo, Changes, Filters, StoredChunk, crash_point
+from rag.store import SCHEMA_VERSION, ArticleInfo, Changes, Filters, StoredChunk, crash_point, query_words
 
 TOKEN_ENV = "RAG_MILVUS_TOKEN"
 INDEX_TYPES = ("AUTOINDEX", "HNSW", "FLAT")
@@ -82,14 +82,6 @@ _ARTICLE_FIELDS = [
     "aliases",
     "chunks",
 ]
-
-_STOPWORDS = frozenset(
-    """a an and are as at be but by can could did do does for from had has have how i if in into
-    is it its me my of on or our shall should so than that the their them then there these they
-    this those to was we were what when where which while who whom why will with would you your
-    about after all also any been before being both each few more most no nor not only other out
-    over own same some such too under until up very just don does doing""".split()
-)
 
 
 # --------------------------------------------------------------------------------- expressions
@@ -147,9 +139,7 @@ def analyzed(text: str) -> str:
 
 def lexical_terms(text: str) -> str:
     """The query's stemmed words without stop words (Milvus's analyzer keeps them)."""
-    words = re.findall(r"\w+", text.lower())
-    kept = [w for w in words if w not in _STOPWORDS] or words
-    return " ".join(dict.fromkeys(_stem(kept)))
+    return " ".join(dict.fromkeys(_stem(query_words(text))))
 
 
 def redact(uri: str) -> str:
@@ -744,6 +734,7 @@ class MilvusStore:
         # one by one in Python (minutes for SciFact's BM25), and a server persists them.
         for name in (self._chunks, self._articles, self._meta):
             self._call("flush", self._client.flush, name)
+        self._wait_indexed()
         crash_point("milvus-rows-written")
 
         manifest = {
@@ -767,6 +758,16 @@ class MilvusStore:
             time.sleep(_SERVER_GRACE_SECONDS)
         self._cleanup(manifest)
         crash_point("cleaned-up")
+
+    def _wait_indexed(self, limit: float = 600.0) -> None:
+        """Wait until the server has indexed the new vectors (it does so in the background), so
+        that the first searches after `rag index` are not slowed by index building."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            info = self._call("describe index", self._client.describe_index, self._chunks, "vector")
+            if not int(info.get("pending_index_rows", 0) or 0):
+                return
+            time.sleep(0.2)
 
     def close(self) -> None:
         if self._client is None:

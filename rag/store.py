@@ -8,6 +8,7 @@ implements the same protocol for scale-out, and nothing above this module knows 
 
 from __future__ import annotations
 
+import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,23 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+STOPWORDS = frozenset(
+    """a an and are as at be but by can could did do does for from had has have how i if in into
+    is it its me my of on or our shall should so than that the their them then there these they
+    this those to was we were what when where which while who whom why will with would you your
+    about after all also any been before being both each few more most no nor not only other out
+    over own same some such too under until up very just don does doing""".split()
+)
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a query that lexical search should weigh: lower-case, stop words dropped
+    (all of them kept when nothing else is left), each once, in order."""
+    words = re.findall(r"\w+", text.lower())
+    kept = [w for w in words if w not in STOPWORDS] or words
+    return list(dict.fromkeys(kept))
 
 
 def crash_point(name: str) -> None:

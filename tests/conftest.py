@@ -69,6 +69,16 @@ def bundles(seed_text: str) -> list[str]:
 
 
 @pytest.fixture()
+def scrapes(tmp_path: Path, bundles: list[str]) -> Path:
+    """A scrapes folder with the first two bundles (6 articles)."""
+    d = tmp_path / "scrapes"
+    d.mkdir()
+    (d / "001.md").write_text(bundles[0])
+    (d / "002.md").write_text(bundles[1])
+    return d
+
+
+@pytest.fixture()
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -20,15 +19,6 @@ def _articles_of(text: str) -> list[str]:
     """Each article block (from its `## Publication` to the end of its repeat) of a bundle."""
     starts = [m.start() for m in re.finditer(r"(?m)^## (?!Visual Content Analysis)[^\n]+\n\nSource:", text)]
     return [text[s:e] for s, e in zip(starts, [*starts[1:], len(text)], strict=True)]
-
-
-@pytest.fixture()
-def scrapes(tmp_path: Path, bundles: list[str]) -> Path:
-    d = tmp_path / "scrapes"
-    d.mkdir()
-    (d / "001.md").write_text(bundles[0])
-    (d / "002.md").write_text(bundles[1])
-    return d
 
 
 def test_incremental_update_embeds_only_new_and_changed(tmp_path, scrapes, bundles, settings, torch_embedder):

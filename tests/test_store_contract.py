@@ -75,15 +75,6 @@ def _with_store(settings, store: StoreSettings):
     return settings.model_copy(update={"store": store})
 
 
-@pytest.fixture()
-def scrapes(tmp_path: Path, bundles: list[str]) -> Path:
-    d = tmp_path / "scrapes"
-    d.mkdir()
-    (d / "001.md").write_text(bundles[0])
-    (d / "002.md").write_text(bundles[1])
-    return d
-
-
 def _build(settings, backend, scrapes, index, **kw):
     return build_index(
         _with_store(settings, backend),
