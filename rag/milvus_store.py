@@ -197,14 +197,14 @@ class MilvusStore:
         self._tombs: tuple[int, list[str]] = (-1, [])
         self._lock_key: str | None = None
         self._client = self._connect(create)
-        if self._client.has_collection(self._meta):
+        if self._has(self._meta):
             # A reopened collection serves searches only once loaded.
             for name in (self._meta, self._chunks, self._articles):
-                if self._client.has_collection(name):
+                if self._has(name):
                     self._load(name)
             if self.manifest() is not None:
                 for name in (self._chunks, self._articles):
-                    if not self._client.has_collection(name):
+                    if not self._has(name):
                         raise IndexCorrupt(
                             f"{self._where}: collection {name} is missing; run `rag index --rebuild`"
                         )
@@ -343,6 +343,9 @@ class MilvusStore:
         except Exception as e:
             raise RagError(f"{self._where}: {what} failed ({_reason(e)})") from None
 
+    def _has(self, name: str) -> bool:
+        return bool(self._call("listing collections", self._client.has_collection, name))
+
     def _load(self, name: str) -> None:
         """Load a collection unless it is loaded: an operator may have loaded it with replicas."""
         state = self._call("loading", self._client.get_load_state, name).get("state")
@@ -380,7 +383,7 @@ class MilvusStore:
     # ----------------------------------------------------------------------------- manifest
 
     def manifest(self) -> dict[str, Any] | None:
-        if not self._client.has_collection(self._meta):
+        if not self._has(self._meta):
             return None
         rows = self._call(
             "reading the manifest",
@@ -597,7 +600,7 @@ class MilvusStore:
 
     def _take_lock(self) -> None:
         host, pid = socket.gethostname(), os.getpid()
-        if self._client.has_collection(self._meta):
+        if self._has(self._meta):
             for r in self._query(self._meta, 'kind == "lock"', ["body"]):
                 held = json.loads(r["body"])
                 dead = held.get("host") == host and not _pid_alive(int(held.get("pid", 0)))
@@ -618,12 +621,12 @@ class MilvusStore:
     def _recover(self) -> None:
         """Delete what a killed build left: rows above the committed generation, and rows the
         committed generation removed but whose deletion did not finish."""
-        if not self._client.has_collection(self._meta):
+        if not self._has(self._meta):
             return
         m = self.manifest()
         gen = int(m["generation"]) if m else 0
         for name in (self._chunks, self._articles):
-            if self._client.has_collection(name):
+            if self._has(name):
                 self._delete(name, f"gen > {gen}")
         self._delete(self._meta, f'kind != "lock" and gen > {gen}')
         if m is not None:
