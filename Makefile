@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench eval clean
+.PHONY: setup demo test lint bench bench-scale eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,9 @@ eval: setup
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+bench-scale: setup
+	nice -n 10 $(BIN)/python bench/scale.py --budget 4200
 
 clean:
 	rm -rf indexes/default eval/cache

@@ -267,6 +267,15 @@ def main() -> None:
         *size.main(),
         "",
     ]
+    import stores
+
+    lines += ["## Stores: FAISS + SQLite and Milvus Lite", "", *stores.main(repeats), ""]
+    lines += [
+        "## Scale (100,000 and 1,000,000 chunks, approximate indexes, incremental updates)",
+        "",
+        "Measured by `make bench-scale` (about an hour on 2 cores) and written to `bench/SCALE.md`.",
+        "",
+    ]
     out = ROOT / "bench" / "RESULTS.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
