@@ -384,8 +384,9 @@ def _print_answer(ans: Any, streamed: bool) -> None:
         con.print(f"[yellow]{ans.answer}[/yellow]")
         if ans.closest:
             con.print("Closest sources:")
-            for h in ans.closest[:3]:
-                con.print(f"  - {h.chunk.title} — {h.chunk.url}", highlight=False)
+            articles = {h.chunk.url: h.chunk.title for h in ans.closest}  # one line per article
+            for url, title in list(articles.items())[:3]:
+                con.print(f"  - {title} — {url}", highlight=False)
         return
     label = "answer" if ans.mode == "llm" else "answer (extractive: quoted from the sources)"
     if streamed and ans.dropped:
