@@ -52,10 +52,10 @@ sys.path.insert(0, str(ROOT))
 from rag.chunk import Chunk, chunk_id  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from rag.faiss_store import FaissStore  # noqa: E402
-from rag.store import STOPWORDS as _STOPWORDS  # noqa: E402
 from rag.index import identity, index_articles  # noqa: E402
 from rag.ingest import Article  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
+from rag.store import STOPWORDS as _STOPWORDS  # noqa: E402
 from rag.store import Changes  # noqa: E402
 
 DIM = 384
