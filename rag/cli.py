@@ -428,6 +428,8 @@ def ask(
     mode = "extractive" if extractive else ("llm" if llm_mode or model else None)
     questions = _queries(question)
     answerer = _open_answerer(settings, index_dir, model, quiet=as_json)
+    if (mode or settings.answer.mode) == "llm":
+        answerer.preload()  # the model loads while the first question is retrieved
     for q in questions:
         streamed = False
 
@@ -458,6 +460,8 @@ def chat(
     settings = _settings(config, store=store, uri=uri)
     answerer = _open_answerer(settings, index_dir, model, quiet=False)
     mode = "extractive" if extractive else ("llm" if model else None)
+    if (mode or settings.answer.mode) == "llm":
+        answerer.preload()  # loads while the user types the first question
     last: Any = None
     history: list[str] = []
     typer.echo("Ask a question (:sources, :quit).")
