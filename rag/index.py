@@ -127,7 +127,7 @@ def index_articles(
             old = store.manifest()
             want = identity(settings)
             if old is not None and not rebuild:
-                for key in ("embedder", "chunker", "cleaner"):
+                for key in identity_keys():
                     if old.get(key) != want[key]:
                         rebuild = True
                         report.rebuild_reason = (
@@ -228,7 +228,11 @@ def ensure_query_model(index_dir: Path, embedder: Any, settings: Settings) -> No
     embedder.export_onnx(path)
 
 
-def copy_index(source: Any, target: Any, progress: ProgressFn | None = None) -> IndexReport:
+def identity_keys() -> tuple[str, ...]:
+    return ("embedder", "chunker", "cleaner")
+
+
+def copy_index(source: Any, target: Any) -> IndexReport:
     """Copy every article, chunk and vector of `source` into `target` as one new generation,
     without re-embedding; the target's manifest records the same settings as the source's."""
     from rag.chunk import Chunk
@@ -257,7 +261,7 @@ def copy_index(source: Any, target: Any, progress: ProgressFn | None = None) -> 
     with target.writing():
         old = target.manifest()
         changes = Changes(removed=[a.article_id for a in target.articles()] if old else [])
-        for n, info in enumerate(infos, start=1):
+        for info in infos:
             article = Article(
                 url=info.url,
                 title=info.title,
@@ -275,20 +279,18 @@ def copy_index(source: Any, target: Any, progress: ProgressFn | None = None) -> 
             chunks = sorted(chunks_by_article.get(info.article_id, []), key=lambda c: c.ord)
             vecs = source.vectors([c.id for c in chunks]) if chunks else np.zeros((0, DIMENSION), np.float32)
             changes.added.append((article, chunks, vecs))
-            if progress:
-                progress("copying", n, len(infos))
         report.articles = len(infos)
         report.added = len(infos)
         report.removed = len(changes.removed)
         report.chunks = sum(len(c) for _, c, _ in changes.added)
         report.index_kind = str(m.get("index_kind", "flat"))
-        keep = {
-            k: v
-            for k, v in m.items()
-            if k not in ("generation", "faiss_file", "floor", "tombstones", "store", "articles")
-        }
+        # What describes the index, not how the source store keeps it (files, generations).
+        keep = {k: m[k] for k in (*identity_keys(), "index_kind", "query_embedder", "rag_version") if k in m}
         corpus = corpus_hash(a.content_hash for a in infos)
-        target.commit(changes, {**keep, "corpus_hash": corpus, "copied_from": str(source.path)})
+        counts = {"articles": report.articles, "chunks": report.chunks}
+        target.commit(
+            changes, {**keep, "counts": counts, "corpus_hash": corpus, "copied_from": str(source.path)}
+        )
         report.generation = int((target.manifest() or {}).get("generation", 0))
     src_model = source.path / QUERY_MODEL_FILE
     if src_model.exists() and not (target.path / QUERY_MODEL_FILE).exists():
