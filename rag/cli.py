@@ -99,7 +99,7 @@ def index(
     """Build or update the index from scrape bundles; only new or changed articles are embedded."""
     settings = _settings(config, store=store, uri=uri)
     if from_index is not None:
-        report = _copy(settings, from_index, index_dir, show_progress=not as_json)
+        report = _copy(settings, from_index, index_dir)
     else:
         report = _build(settings, scrapes, index_dir, rebuild, show_progress=not as_json)
     for w in report.warnings:
@@ -127,7 +127,7 @@ def _where(settings: Settings, index_dir: Path | None) -> str:
     return str(s.uri or path)
 
 
-def _copy(settings: Settings, source_dir: Path, index_dir: Path | None, show_progress: bool) -> Any:
+def _copy(settings: Settings, source_dir: Path, index_dir: Path | None) -> Any:
     from rag.index import copy_index
     from rag.store import open_store
 
@@ -607,7 +607,9 @@ def _beir_store(settings: Settings, faiss_dir: Path) -> Any:
 
     if settings.store.kind == "faiss":
         return open_store(faiss_dir)
-    store = open_store(faiss_dir, create=True, settings=settings.store)
+    # Collections of their own, named after the cached index: never the user's own index.
+    beir = settings.store.model_copy(update={"collection": faiss_dir.name.replace("-", "_")})
+    store = open_store(faiss_dir, create=True, settings=beir)
     if store.manifest() is None:
         typer.echo(f"copying {faiss_dir.name} into {_where(settings, faiss_dir)} …", err=True)
         copy_index(open_store(faiss_dir), store)
