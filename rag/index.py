@@ -28,6 +28,7 @@ from rag.ingest import CLEANER_VERSION, Article, ingest
 from rag.store import Changes, crash_point, open_store
 
 QUERY_MODEL_FILE = "query-embedder.onnx"
+IDENTITY_KEYS = ("embedder", "chunker", "cleaner")  # what `identity` returns: vectors depend on these
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -127,7 +128,7 @@ def index_articles(
             old = store.manifest()
             want = identity(settings)
             if old is not None and not rebuild:
-                for key in identity_keys():
+                for key in IDENTITY_KEYS:
                     if old.get(key) != want[key]:
                         rebuild = True
                         report.rebuild_reason = (
@@ -142,19 +143,19 @@ def index_articles(
 
             current = {a.id: a for a in articles}
             todo: list[Article] = []
-            hashes = {a.id: a.content_hash for a in articles}
+            kept_chunks = 0  # chunks of unchanged articles, which stay as they are
             for a in articles:
                 prev = known.get(a.id)
                 if prev is None:
                     report.added += 1
                     todo.append(a)
-                elif prev.content_hash != hashes[a.id]:
+                elif prev.content_hash != a.content_hash:
                     report.updated += 1
                     todo.append(a)
                 else:
                     report.unchanged += 1
+                    kept_chunks += prev.chunks
             gone = [aid for aid in known if aid not in current]
-            todo_set = {id(a) for a in todo}
             report.removed = len(gone)
 
             chunk_lists = chunk_articles(todo, settings)
@@ -179,7 +180,7 @@ def index_articles(
                 pos += len(chunks)
 
             report.articles = len(articles)
-            report.chunks = len(texts) + sum(known[a.id].chunks for a in articles if id(a) not in todo_set)
+            report.chunks = len(texts) + kept_chunks
             report.index_kind = choose_kind(settings, report.chunks)
             changed = bool(changes.added or changes.removed) or old is None
             if changed or report.index_kind != (old or {}).get("index_kind"):
@@ -187,7 +188,7 @@ def index_articles(
                     **want,
                     "rag_version": rag.__version__,
                     "index_kind": report.index_kind,
-                    "corpus_hash": corpus_hash(hashes.values()),
+                    "corpus_hash": corpus_hash(a.content_hash for a in articles),
                     "counts": {"articles": report.articles, "chunks": report.chunks},
                     "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "build_seconds": round(time.perf_counter() - t0, 3),
@@ -226,10 +227,6 @@ def ensure_query_model(index_dir: Path, embedder: Any, settings: Settings) -> No
     if embedder is None:
         embedder = TorchEmbedder(batch_size=settings.embed.batch_size)
     embedder.export_onnx(path)
-
-
-def identity_keys() -> tuple[str, ...]:
-    return ("embedder", "chunker", "cleaner")
 
 
 def copy_index(source: Any, target: Any) -> IndexReport:
@@ -285,7 +282,7 @@ def copy_index(source: Any, target: Any) -> IndexReport:
         report.chunks = sum(len(c) for _, c, _ in changes.added)
         report.index_kind = str(m.get("index_kind", "flat"))
         # What describes the index, not how the source store keeps it (files, generations).
-        keep = {k: m[k] for k in (*identity_keys(), "index_kind", "query_embedder", "rag_version") if k in m}
+        keep = {k: m[k] for k in (*IDENTITY_KEYS, "index_kind", "query_embedder", "rag_version") if k in m}
         corpus = corpus_hash(a.content_hash for a in infos)
         counts = {"articles": report.articles, "chunks": report.chunks}
         target.commit(
