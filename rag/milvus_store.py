@@ -673,12 +673,14 @@ class MilvusStore:
         )
         crash_point("milvus-tombstones-written")
 
+        # Rows are sent in batches across articles: one insert per article was most of the time.
+        rows: list[dict[str, Any]] = []
+        crows: list[dict[str, Any]] = []
         for article, chunks, vecs in changes.added:
             akey = f"{article.id}@{gen}"
             parts = [article.text[i : i + _PART_CHARS] for i in range(0, len(article.text), _PART_CHARS)] or [
                 ""
             ]
-            rows = []
             for p, text in enumerate(parts):
                 row: dict[str, Any] = {
                     "key": f"{akey}#{p}",
@@ -703,8 +705,6 @@ class MilvusStore:
                     "source_file": _fit(article.source_file, _TEXT_MAX)[0],
                 }
                 rows.append(row)
-            self._insert(self._articles, rows)
-            crows = []
             for ch, v in zip(chunks, vecs, strict=True):
                 text, cut = _fit(ch.text, _TEXT_MAX)
                 crows.append(
@@ -732,7 +732,12 @@ class MilvusStore:
                         "vector": np.asarray(v, dtype=np.float32),
                     }
                 )
-            self._insert(self._chunks, crows)
+            if len(crows) >= _BATCH:
+                self._insert(self._articles, rows)
+                self._insert(self._chunks, crows)
+                rows, crows = [], []
+        self._insert(self._articles, rows)
+        self._insert(self._chunks, crows)
         # Seal what was written into segments: Milvus Lite searches rows still in its memtable
         # one by one in Python (minutes for SciFact's BM25), and a server persists them.
         for name in (self._chunks, self._articles, self._meta):
