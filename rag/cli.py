@@ -118,11 +118,11 @@ def index(
 
 
 def _where(settings: Settings, index_dir: Path | None) -> str:
-    from rag.milvus_store import redact
-
     s = settings.store
     path = index_dir or settings.paths.index
     if s.kind == "milvus":
+        from rag.milvus_store import redact
+
         return f"milvus {redact(s.uri) if s.uri else f'{path}-milvus/milvus.db'}"
     return str(s.uri or path)
 
