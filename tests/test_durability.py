@@ -59,14 +59,19 @@ def _state(index: Path) -> tuple[set[str], int]:
     return urls, n
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory, bundles, settings):
-    d = tmp_path_factory.mktemp("base")
+def _built_from_two_bundles(d: Path, bundles, settings) -> tuple[set[str], int]:
+    """Index bundles 1 and 2 into `d/index`; returns the state a reader sees."""
     (d / "scrapes").mkdir()
     (d / "scrapes" / "001.md").write_text(bundles[0])
     (d / "scrapes" / "002.md").write_text(bundles[1])
     build_index(settings, d / "scrapes", d / "index", embedder=FakeEmbedder())
-    old = _state(d / "index")
+    return _state(d / "index")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, bundles, settings):
+    d = tmp_path_factory.mktemp("base")
+    old = _built_from_two_bundles(d, bundles, settings)
     (d / "scrapes" / "002.md").unlink()  # the new state drops bundle 2 and adds bundles 3 and 4
     (d / "scrapes" / "003.md").write_text(bundles[2])
     (d / "scrapes" / "004.md").write_text(bundles[3])
@@ -78,11 +83,7 @@ def base_delta(tmp_path_factory, bundles, settings):
     """Like `base`, but the next build only adds one small article: its commit writes a new
     vector segment beside the old one instead of rewriting them as one."""
     d = tmp_path_factory.mktemp("base_delta")
-    (d / "scrapes").mkdir()
-    (d / "scrapes" / "001.md").write_text(bundles[0])
-    (d / "scrapes" / "002.md").write_text(bundles[1])
-    build_index(settings, d / "scrapes", d / "index", embedder=FakeEmbedder())
-    old = _state(d / "index")
+    old = _built_from_two_bundles(d, bundles, settings)
     (d / "scrapes" / "005.md").write_text(GOOD.format(n=1))
     return d, old
 
