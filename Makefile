@@ -6,11 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint bench bench-scale eval clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/build-llm.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: the CPU build on this machine's disk (plain `torch` pulls CUDA, GBs)
 	$(BIN)/pip install -q torch==2.13.0
+	# llama.cpp for any CPU of this architecture, never pip's -march=native build (see the script)
+	scripts/build-llm.sh $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,milvus]'
 	touch $(STAMP)
 
