@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml scripts/build-llm.sh
 	# llama.cpp for any CPU of this architecture, never pip's -march=native build (see the script)
 	scripts/build-llm.sh $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,milvus]'
+	# prove the LLM runs on this CPU: load it and answer a 300-token prompt, in its own process
+	$(BIN)/rag doctor --llm
 	touch $(STAMP)
 
 setup: $(STAMP)

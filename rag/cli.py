@@ -338,6 +338,34 @@ def _print_hits(query: str, hits: list[Any], retriever: str) -> None:
     Console().print(t)
 
 
+# --------------------------------------------------------------------------------- doctor
+
+
+@app.command()
+def doctor(
+    llm_only: Annotated[
+        bool, typer.Option("--llm", help="Only the LLM: load it and answer a 300-token prompt.")
+    ] = False,
+    index_dir: IndexOpt = None,
+    store: StoreOpt = None,
+    uri: UriOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check this installation: Python, packages, models, the LLM build on this CPU, the index."""
+    from rag.doctor import run_checks
+
+    settings = _settings(config, store=store, uri=uri)
+    checks = run_checks(settings, index_dir, only_llm=llm_only)
+    for c in checks:
+        if c.ok:
+            typer.echo(f"ok       {c.name}: {c.detail}")
+        else:
+            fix = f" -> {c.fix}" if c.fix else ""
+            typer.secho(f"problem  {c.name}: {c.detail}{fix}", fg=typer.colors.RED)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
 # --------------------------------------------------------------------------------- ask
 
 

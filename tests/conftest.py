@@ -123,7 +123,22 @@ def retriever(real_index, settings):
 
 
 @pytest.fixture(scope="session")
-def answerer(retriever, settings):
+def llm_works(settings) -> None:
+    """The LLM answers a 300-token prompt in a child process. Tests that run the LLM in this
+    process depend on it, so a library built for another CPU fails them instead of killing the
+    whole suite with "Illegal instruction"."""
+    from rag.answer import model_file
+    from rag.doctor import run_probe
+    from rag.errors import RagError
+
+    try:
+        run_probe(model_file(settings.llm))
+    except RagError as e:
+        pytest.fail(f"the LLM does not run here: {e}")
+
+
+@pytest.fixture(scope="session")
+def answerer(retriever, settings, llm_works):
     from rag.answer import Answerer
 
     return Answerer(retriever, settings.answer, settings.llm)

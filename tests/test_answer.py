@@ -84,7 +84,7 @@ def test_sentences_without_support_fall_back_to_extractive(answerer, monkeypatch
     assert {c.url for c in ans.citations} == {STATS}
 
 
-def test_injected_instructions_do_not_take_over(tmp_path, settings, torch_embedder):
+def test_injected_instructions_do_not_take_over(tmp_path, settings, torch_embedder, llm_works):
     from rag.index import build_index
     from rag.retrieve import Retriever
     from rag.store import open_store
