@@ -268,6 +268,8 @@ class FaissStore:
         self._index_gen: int | None = None
         self._manifest: dict[str, Any] | None = None
         self._manifest_stamp: tuple[int, int] | None = None
+        if self.path.exists() and not self.path.is_dir():
+            raise RagError(f"{self.path}: is a file, not an index folder (give --index a folder)")
         if not (self.path / DB).exists():
             if not create:
                 if self.path.exists() and any(self.path.iterdir()):

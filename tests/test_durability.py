@@ -220,6 +220,17 @@ def test_corrupt_index_is_one_line_in_the_cli(real_index_copy):
     assert res.stderr.count("\n") == 1 and "rag index --rebuild" in res.stderr
 
 
+def test_index_path_that_is_a_file_is_one_line(tmp_path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("not an index")
+    for cmd in ("search", "index"):
+        args = [cmd, "x"] if cmd == "search" else [cmd]
+        res = run_rag(*args, "--index", str(afile))
+        assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr.count("\n") == 1 and "is a file, not an index folder" in res.stderr
+    assert afile.read_text() == "not an index"
+
+
 def test_unknown_flag_is_a_clear_error():
     res = run_rag("search", "x", "--kk", "3")
     assert res.returncode == 2 and "No such option: --kk" in res.stderr
