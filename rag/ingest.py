@@ -537,9 +537,9 @@ def parse_author(header: dict[str, str], body: list[str]) -> str | None:
     if follow:
         return follow
     for line in [header.get("Title", ""), *body[:_AUTHOR_SCAN_LINES]]:
-        m = _TITLE_BY_RE.search(_strip_links(line)[0])
-        if m:
-            name = _author_name(m.group(1))
+        by = _TITLE_BY_RE.search(_strip_links(line)[0])
+        if by:
+            name = _author_name(by.group(1))
             if name:
                 return name
     return None
