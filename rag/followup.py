@@ -10,7 +10,8 @@ questions:
 2. it refers back with a pronoun (it, they, this, those, ...) and names at most two things of
    its own, so the pronoun is unlikely to point inside the question itself ("what does layer
    normalization do to its inputs?" stands alone);
-3. it is too short to stand alone: no content word of its own ("why?", "how come?").
+3. it is too short to stand alone: no content word of its own ("why?", "how come?"), or an
+   amount asked of nothing named ("how much faster?", "how many?": at most one content word).
 
 The library stays silent; `rag chat` and `rag ask --after` print which question gave the context.
 """
@@ -37,11 +38,12 @@ _FUNCTION_WORDS = frozenset(
     have how i if in into is me more most my no not of on or our should so than the then to too
     was we were what when where which while who whom whose why will with would you your about
     any some very just also much many please tell explain say says said mean means really else
-    exactly like way ok okay yes thanks thank other same example examples detail details elaborate
+    exactly like way ok okay yes thanks thank other another same example examples detail details elaborate
     come go on""".split()
 )
 _WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
 MAX_OWN_WORDS = 2  # rule 2: a question with more content words than this stands alone
+_AMOUNT = re.compile(r"^(?:how (?:much|many|long|often|far|big|fast)|which one)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def is_followup(question: str) -> bool:
     own = _content(words)
     if any(w.lower() in _BACK_REFERENCES for w in words) and len(own) <= MAX_OWN_WORDS:
         return True
-    return not own
+    return not own or (len(own) <= 1 and bool(_AMOUNT.match(q)))
 
 
 def contextualise(question: str, previous: str) -> str:

@@ -24,6 +24,8 @@ from .conftest import ROOT
         "how does it work?",
         "what are its main limitations?",
         "who wrote those?",
+        "how much faster",
+        "can i reuse it in another model",
     ],
 )
 def test_questions_that_lean_on_the_previous_turn(question):
@@ -40,6 +42,7 @@ def test_questions_that_lean_on_the_previous_turn(question):
         "Is it worth learning Rust for data science?",
         "What is the threshold that physics uses?",
         "Who won the 2018 World Cup?",
+        "how many parameters does GPT-3 have",
         "",
     ],
 )
