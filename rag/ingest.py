@@ -488,7 +488,8 @@ def parse_bundle(path: Path, data: bytes | None = None) -> tuple[list[Article], 
                 url=canonical_url(url),
                 title=title,
                 publication=raw.publication,
-                published=raw.header.get("Published Time") or None,
+                published=raw.header.get("Published Time")
+                or byline_date(raw.body, raw.header.get("Date fetched")),
                 fetched=raw.header.get("Date fetched") or None,
                 text=clean,
                 member_only=member_only,
@@ -542,6 +543,31 @@ def parse_author(header: dict[str, str], body: list[str]) -> str | None:
             name = _author_name(by.group(1))
             if name:
                 return name
+    return None
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_BYLINE_DATE_RE = re.compile(r"^[·\s]*([A-Z][a-z]{2})[a-z]* (\d{1,2}), (\d{4})[·\s]*$")
+_AGO_RE = re.compile(r"^[·\s]*(\d+) (minute|hour|day)s? ago[·\s]*$", re.IGNORECASE)
+
+
+def byline_date(body: list[str], fetched: str | None) -> str | None:
+    """The publication day from the byline ("Nov 3, 2024", or "17 hours ago" counted back from
+    the fetch time) when the header has no `Published Time:`; None when neither is there."""
+    from datetime import datetime, timedelta
+
+    for raw in body[:_AUTHOR_SCAN_LINES]:
+        m = _BYLINE_DATE_RE.match(raw)
+        if m and m.group(1).lower() in _MONTHS:
+            return f"{m.group(3)}-{_MONTHS.index(m.group(1).lower()) + 1:02d}-{int(m.group(2)):02d}"
+        ago = _AGO_RE.match(raw)
+        if ago and fetched:
+            try:
+                when = datetime.fromisoformat(fetched)
+            except ValueError:
+                return None
+            delta = timedelta(**{f"{ago.group(2).lower()}s": int(ago.group(1))})
+            return (when - delta).date().isoformat()
     return None
 
 

@@ -97,6 +97,17 @@ def test_author_of_each_shipped_article_comes_from_its_byline():
     assert {a.title: a.author for a in ingest(SEED).articles} == AUTHORS
 
 
+def test_published_day_comes_from_the_header_or_else_the_byline():
+    days = {a.title: (a.published or "")[:10] or None for a in ingest(SEED).articles}
+    assert (
+        days["5 Overrated Python Libraries (And What You Should Use Instead)"] == "2024-11-03"
+    )  # "Nov 3, 2024"
+    # "17 hours ago", counted back from the fetch time 2024-11-10T01:52
+    assert days["Top Data Science Career Questions, Answered"] == "2024-11-09"
+    assert days["LLMs from Scratch Using Middle School Math"] is None  # the page gives no date
+    assert days["The Statistical Significance Scam"] == "2024-11-09"  # the header's Published Time
+
+
 def test_author_falls_back_to_follow_button_then_page_title_then_none():
     follow = (
         "[Follow](https://medium.com/m/signin?actionUrl=x&user=Jane+Q.+Doe&userId=1"
