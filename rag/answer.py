@@ -473,8 +473,8 @@ def mentions(text: str, term: str) -> bool:
 
 
 def missing_facts(question: str, hits: list[Hit]) -> list[str]:
-    """Names and numbers of the question that no retrieved chunk (or its title) mentions."""
-    text = " ".join(f"{h.chunk.title} {h.chunk.heading} {h.chunk.text}" for h in hits)
+    """Names and numbers of the question that no retrieved chunk (or its title or author) mentions."""
+    text = " ".join(f"{h.chunk.title} {h.chunk.author or ''} {h.chunk.heading} {h.chunk.text}" for h in hits)
     text = text.lower().replace("’", "'")
     return sorted(f for f in facts(question) if not mentions(text, f))
 

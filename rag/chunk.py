@@ -2,8 +2,10 @@
 
 A chunk is a contiguous span of the article's clean text (so `article.text[start:end]` is its
 body), never crosses a heading, and fits the embedder's window together with its prefix
-("Title > Heading > Subheading"): the bound is counted with the embedder's own tokenizer, so
-nothing is silently truncated. Consecutive chunks of a section overlap by a few sentences.
+("Title (by Author) > Heading > Subheading"): the bound is counted with the embedder's own
+tokenizer, so nothing is silently truncated. The author rides in the prefix, not the body, so that
+a question naming the author finds the article (densely and lexically) while the body stays an
+exact span. Consecutive chunks of a section overlap by a few sentences.
 """
 
 from __future__ import annotations
@@ -32,15 +34,22 @@ class Chunk:
     end: int
     text: str  # the body: article.text[start:end]
     ord: int  # position within the article
+    author: str | None = None
 
     @property
     def embed_text(self) -> str:
-        """What the embedder reads: the title and heading path, then the body."""
-        return f"{prefix(self.title, self.heading)}\n{self.text}"
+        """What the embedder reads: the title, author and heading path, then the body."""
+        return f"{prefix(self.title, self.heading, self.author)}\n{self.text}"
 
 
-def prefix(title: str, heading: str) -> str:
-    return f"{title} > {heading}" if heading else title
+def byline(title: str, author: str | None) -> str:
+    """The title with its author, as retrieval sees it: "Title (by Author)"."""
+    return f"{title} (by {author})" if author else title
+
+
+def prefix(title: str, heading: str, author: str | None = None) -> str:
+    head = byline(title, author)
+    return f"{head} > {heading}" if heading else head
 
 
 def chunk_id(url: str, embed_text: str) -> str:
@@ -136,11 +145,11 @@ def chunk_article(
     text = article.text
     chunks: list[Chunk] = []
     for heading, s_start, s_end in _sections(text):
-        head_tokens = count(prefix(article.title, heading)) + SPECIAL_TOKENS + 1
+        head_tokens = count(prefix(article.title, heading, article.author)) + SPECIAL_TOKENS + 1
         budget = max_tokens - head_tokens
-        if budget < 16:  # an absurdly long heading path: keep only the title
+        if budget < 16:  # an absurdly long heading path: keep only the title and author
             heading = ""
-            budget = max_tokens - count(article.title) - SPECIAL_TOKENS - 1
+            budget = max_tokens - count(byline(article.title, article.author)) - SPECIAL_TOKENS - 1
         target = min(target_tokens, budget)
         units = _units(text, s_start, s_end, count, budget)
         i = 0
@@ -155,7 +164,7 @@ def chunk_article(
                 j -= 1
             start, end = units[i].start, units[j - 1].end
             body = text[start:end]
-            embed_text = f"{prefix(article.title, heading)}\n{body}"
+            embed_text = f"{prefix(article.title, heading, article.author)}\n{body}"
             chunks.append(
                 Chunk(
                     id=chunk_id(article.url, embed_text),
@@ -167,6 +176,7 @@ def chunk_article(
                     end=end,
                     text=body,
                     ord=len(chunks),
+                    author=article.author,
                 )
             )
             if j >= len(units):

@@ -186,36 +186,79 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
+AuthorOpt = Annotated[
+    str | None, typer.Option("--author", help="Only articles whose author's name contains this.")
+]
+
+
 @app.command()
 def sources(
+    author: AuthorOpt = None,
     index_dir: IndexOpt = None,
     store: StoreOpt = None,
     uri: UriOpt = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """List the indexed articles."""
+    """List the indexed articles (full values with --json)."""
     from rag.store import open_store
 
     settings = _settings(config, store=store, uri=uri)
     arts = open_store(index_dir or settings.paths.index, settings=settings.store).articles()
+    if author:
+        arts = [a for a in arts if author.lower() in (a.author or "").lower()]
     if as_json:
         for a in arts:
-            typer.echo(json.dumps(a.__dict__ | {"aliases": list(a.aliases)}))
+            typer.echo(json.dumps(a.__dict__ | {"aliases": list(a.aliases)}, ensure_ascii=False))
         return
-    from rich.table import Table
+    _print_sources(arts, _console())
 
-    t = Table("title", "url", "published", "fetched", "chunks", "member-only")
-    for a in arts:
-        t.add_row(
-            a.title,
-            a.url,
-            (a.published or "")[:10],
-            (a.fetched or "")[:10],
-            str(a.chunks),
-            "yes" if a.member_only else "",
+
+def _print_sources(arts: list[Any], con: Any) -> None:
+    """A table that fits the terminal: a title or author that does not fit ends in an ellipsis;
+    publication, member-only and the URL (never cut) are shown only when the terminal is wide
+    enough for them, whole. `--json` has every value in full."""
+    from rich.table import Table
+    from rich.text import Text
+
+    cols: list[tuple[str, list[str], str]] = [  # header, values, justify
+        ("#", [str(n) for n in range(1, len(arts) + 1)], "right"),
+        ("title", [a.title for a in arts], "left"),
+        ("author", [a.author or "-" for a in arts], "left"),
+        ("published", [(a.published or "")[:10] or "-" for a in arts], "left"),
+        ("chunks", [str(a.chunks) for a in arts], "right"),
+    ]
+    extra = [  # in order of use to a reader, each only when it fits whole
+        ("url", [a.url for a in arts], "left"),
+        ("publication", [a.publication or "-" for a in arts], "left"),
+        ("member-only", ["yes" if a.member_only else "" for a in arts], "left"),
+    ]
+
+    def width(col: tuple[str, list[str], str], cap: int = 10_000) -> int:
+        return min(cap, max(len(v) for v in [col[0], *col[1]]))
+
+    fixed = {"author": 20}  # at most; the title takes what is left
+    narrow = sum(width(c, fixed.get(c[0], 10_000)) for c in cols if c[0] != "title") + 2 * (len(cols) - 1)
+    keep = min(width(cols[1]), 60)  # title characters an extra column may not take away
+    for col in extra:
+        if con.width - narrow - (width(col) + 2) - 2 >= keep:
+            cols, narrow = [*cols, col], narrow + width(col) + 2
+    title_width = max(10, min(width(cols[1]), con.width - narrow - 2))
+    t = Table(pad_edge=False, box=None, header_style="bold")
+    for name, _, justify in cols:
+        t.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=True,
+            overflow="ellipsis",
+            width=title_width if name == "title" else None,
+            max_width=fixed.get(name),
         )
-    _console().print(t)
+    for i in range(len(arts)):
+        t.add_row(*(Text(values[i]) for _, values, _ in cols))  # Text: brackets in titles are not markup
+    con.print(t, highlight=False)
+    if len(cols) < 8 and arts:
+        con.print("All columns in full: rag sources --json, or a wider terminal.", style="dim")
 
 
 def _console() -> Any:
@@ -227,7 +270,9 @@ def _console() -> Any:
 # --------------------------------------------------------------------------------- search
 
 
-def _filters(url: str | None, publication: str | None, since: str | None, until: str | None) -> Any:
+def _filters(
+    url: str | None, publication: str | None, since: str | None, until: str | None, author: str | None = None
+) -> Any:
     from datetime import date
 
     from rag.store import Filters
@@ -238,7 +283,7 @@ def _filters(url: str | None, publication: str | None, since: str | None, until:
                 date.fromisoformat(value[:10])
             except ValueError:
                 raise RagError(f"{flag}: '{value}' is not a date (use YYYY-MM-DD)") from None
-    return Filters(url=url, publication=publication, since=since, until=until)
+    return Filters(url=url, publication=publication, author=author, since=since, until=until)
 
 
 def _queries(query: str) -> list[str]:
@@ -269,6 +314,7 @@ def search(
     publication: Annotated[
         str | None, typer.Option("--publication", help="Only articles whose publication contains this.")
     ] = None,
+    author: AuthorOpt = None,
     since: Annotated[str | None, typer.Option("--since", help="Published on or after (YYYY-MM-DD).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Published on or before (YYYY-MM-DD).")] = None,
     max_per_article: Annotated[
@@ -282,7 +328,7 @@ def search(
 ) -> None:
     """Rank the indexed chunks for a query."""
     settings = _settings(config, {"retrieve": {"k": k, "retriever": retriever}}, store, uri)
-    filters = _filters(url, publication, since, until)
+    filters = _filters(url, publication, since, until, author)
     queries = _queries(query)
     r = _open_retriever(settings, index_dir)
     for q in queries:
@@ -302,6 +348,7 @@ def search(
                                 "chunk_id": h.chunk.chunk_id,
                                 "url": h.chunk.url,
                                 "title": h.chunk.title,
+                                "author": h.chunk.author,
                                 "heading": h.chunk.heading,
                                 "published": h.chunk.published,
                                 "text": h.chunk.text,
@@ -317,6 +364,7 @@ def search(
 
 
 def _print_hits(query: str, hits: list[Any], retriever: str) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"{query}  [{retriever}]", show_lines=False, expand=True)
@@ -328,7 +376,8 @@ def _print_hits(query: str, hits: list[Any], retriever: str) -> None:
         c = h.chunk
         snippet = " ".join(c.text.split())
         snippet = snippet[:220] + ("…" if len(snippet) > 220 else "")
-        where = f"[bold]{c.title}[/bold]\n{c.heading}\n[dim]{c.url}[/dim]"
+        by = f" [dim]by {escape(c.author)}[/dim]" if c.author else ""
+        where = f"[bold]{escape(c.title)}[/bold]{by}\n{escape(c.heading)}\n[dim]{c.url}[/dim]"
         t.add_row(str(h.rank), f"{h.score:.3f}", where, snippet)
     if not hits:
         typer.echo(f"{query}: no matches")
@@ -402,19 +451,23 @@ def _open_answerer(settings: Settings, index_dir: Path | None, model: Path | Non
     return Answerer(Retriever(store, settings.retrieve), settings.answer, llm)
 
 
-def _print_answer(ans: Any, streamed: bool) -> None:
+def _print_answer(ans: Any, streamed: bool, follows: str | None = None) -> None:
     from rich.console import Console
 
     con = Console()
     if streamed:
         typer.echo("", err=True)
+    if follows:
+        con.print(f"(following up on: {follows})", style="dim", highlight=False, markup=False)
+    authors = {h.chunk.url: h.chunk.author for h in ans.closest}
     if ans.abstained:
         con.print(f"[yellow]{ans.answer}[/yellow]")
         if ans.closest:
             con.print("Closest sources:")
             articles = {h.chunk.url: h.chunk.title for h in ans.closest}  # one line per article
             for url, title in list(articles.items())[:3]:
-                con.print(f"  - {title} — {url}", highlight=False)
+                by = f", by {authors[url]}" if authors.get(url) else ""
+                con.print(f"  - {title}{by} — {url}", highlight=False, markup=False, soft_wrap=True)
         return
     label = "answer" if ans.mode == "llm" else "answer (extractive: quoted from the sources)"
     if streamed and ans.dropped:
@@ -428,7 +481,9 @@ def _print_answer(ans: Any, streamed: bool) -> None:
     for url, cs in by_url.items():
         date = f" ({cs[0].published[:10]})" if cs[0].published else ""
         nums = "".join(f"[{c.n}]" for c in cs)
-        con.print(f"{nums} {cs[0].title} — {url}{date}", highlight=False, markup=False)
+        by = f", by {authors[url]}" if authors.get(url) else ""
+        # soft_wrap: the terminal folds a long line; the URL itself is never broken by us
+        con.print(f"{nums} {cs[0].title}{by} — {url}{date}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -442,6 +497,14 @@ def ask(
         bool, typer.Option("--extractive", help="Quote the best source sentences; no LLM.")
     ] = False,
     llm_mode: Annotated[bool, typer.Option("--llm", help="Answer with the LLM (verified).")] = False,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            help="The question asked before this one: a follow-up ('why is it a scam?') is read with "
+            "its topic, as `rag chat` does.",
+        ),
+    ] = None,
     index_dir: IndexOpt = None,
     store: StoreOpt = None,
     uri: UriOpt = None,
@@ -449,6 +512,8 @@ def ask(
     config: ConfigOpt = None,
 ) -> None:
     """Answer a question from the indexed articles, with checked citations."""
+    from rag.followup import resolve
+
     settings = _settings(config, {"answer": {"sources": k}}, store, uri)
     if extractive and llm_mode:
         raise RagError("--extractive and --llm: choose one")
@@ -468,11 +533,22 @@ def ask(
             streamed = True
             typer.secho(token, dim=True, nl=False, err=True)
 
-        ans = answerer.ask(q, mode=mode, stream=None if as_json else stream)
+        turn = resolve(q, after)
+        ans = answerer.ask(turn.query, mode=mode, stream=None if as_json else stream)
         if as_json:
-            typer.echo(json.dumps(ans.as_dict(), ensure_ascii=False))
+            typer.echo(json.dumps(_answer_json(ans, turn), ensure_ascii=False))
         else:
-            _print_answer(ans, streamed)
+            _print_answer(ans, streamed, turn.follows)
+
+
+def _answer_json(ans: Any, turn: Any) -> dict[str, Any]:
+    """The answer's JSON, plus the follow-up fields when the question leaned on an earlier one."""
+    d = ans.as_dict()
+    if turn.follows:
+        d["question"] = turn.question
+        d["follows"] = turn.follows  # the earlier question whose topic was added
+        d["query"] = turn.query  # what was retrieved and answered
+    return d
 
 
 @app.command()
@@ -490,8 +566,10 @@ def chat(
     mode = "extractive" if extractive else ("llm" if model else None)
     if (mode or settings.answer.mode) == "llm":
         answerer.preload()  # loads while the user types the first question
+    from rag.followup import resolve
+
     last: Any = None
-    history: list[str] = []
+    turn: Any = None
     typer.echo("Ask a question (:sources, :quit).")
     while True:
         try:
@@ -509,11 +587,8 @@ def chat(
                 for h in last.closest:
                     typer.echo(f"  {h.rank}. {h.chunk.title} — {h.chunk.url}")
             continue
-        # A short follow-up ("and why?") is read together with the previous question.
-        q = line
-        if history and len(line.split()) <= 4:
-            q = f"{history[-1]} {line}"
-        history.append(line)
+        # A follow-up ("why is it a scam?", "and NDCG?") is read with the previous turn's topic.
+        turn = resolve(line, turn)
         try:
             streamed = False
 
@@ -522,8 +597,8 @@ def chat(
                 streamed = True
                 typer.secho(token, dim=True, nl=False, err=True)
 
-            last = answerer.ask(q, mode=mode, stream=stream)
-            _print_answer(last, streamed)
+            last = answerer.ask(turn.query, mode=mode, stream=stream)
+            _print_answer(last, streamed, turn.follows)
         except RagError as e:
             _err(str(e))
 

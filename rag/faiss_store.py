@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.chunk import byline
 from rag.errors import IndexCorrupt, IndexMissing, RagError
 from rag.store import SCHEMA_VERSION, ArticleInfo, Changes, Filters, StoredChunk, crash_point, query_words
 
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS articles (
     content_hash TEXT NOT NULL,
     aliases TEXT NOT NULL,
     text TEXT NOT NULL,
-    source_file TEXT NOT NULL
+    source_file TEXT NOT NULL,
+    author TEXT
 );
 CREATE INDEX IF NOT EXISTS articles_id ON articles(article_id);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -99,7 +101,7 @@ _BM25_WEIGHTS = (2.0, 1.5, 1.0)
 
 _CHUNK_COLUMNS = (
     "c.row, c.chunk_id, a.article_id, a.url, a.title, a.publication, a.published, c.heading, "
-    'c.text, c.start, c."end", c.ord, a.member_only'
+    'c.text, c.start, c."end", c.ord, a.member_only, a.author'
 )
 
 # When segments are merged (see `_merge_from`).
@@ -122,6 +124,7 @@ def _row_to_chunk(r: tuple[Any, ...]) -> StoredChunk:
         end=r[10],
         ord=r[11],
         member_only=bool(r[12]),
+        author=r[13],
     )
 
 
@@ -140,6 +143,10 @@ def _filter_sql(filters: Filters | None) -> tuple[str, dict[str, Any]]:
     if filters.publication:
         where.append("instr(lower(a.publication), :f_pub) > 0")
         params["f_pub"] = filters.publication.lower()
+    if filters.author:
+        # Python's lower-casing (registered as casefold_py): SQLite's lower() knows only ASCII.
+        where.append("instr(casefold_py(a.author), :f_author) > 0")
+        params["f_author"] = filters.author.lower()
     if filters.since:
         where.append("a.published IS NOT NULL AND substr(a.published, 1, 10) >= :f_since")
         params["f_since"] = filters.since[:10]
@@ -147,6 +154,10 @@ def _filter_sql(filters: Filters | None) -> tuple[str, dict[str, Any]]:
         where.append("a.published IS NOT NULL AND substr(a.published, 1, 10) <= :f_until")
         params["f_until"] = filters.until[:10]
     return " AND " + " AND ".join(where), params
+
+
+def _lower(value: str | None) -> str:
+    return value.lower() if value else ""
 
 
 def fts_query(text: str) -> str:
@@ -291,6 +302,18 @@ class FaissStore:
         try:
             db = sqlite3.connect(self.path / DB, timeout=30, check_same_thread=False)
             db.execute("PRAGMA busy_timeout = 30000")
+            db.create_function("casefold_py", 1, _lower, deterministic=True)
+            if "author" not in {r[1] for r in db.execute("PRAGMA table_info(articles)")}:
+                # An index written before authors were kept: the column is added (NULL for every
+                # article) so that old indexes stay readable; the next `rag index` fills it.
+                try:
+                    with db:
+                        db.execute("ALTER TABLE articles ADD COLUMN author TEXT")
+                except sqlite3.OperationalError:
+                    raise RagError(
+                        f"{self.path}: index written by an older rag and cannot be upgraded here "
+                        "(read-only?); run `rag index --rebuild`"
+                    ) from None
             return db
         except sqlite3.Error as e:
             raise IndexCorrupt(f"{self.path / DB}: cannot open ({e}); run `rag index --rebuild`") from None
@@ -448,7 +471,7 @@ class FaissStore:
             gen = int(m["generation"])
             rows = self._db.execute(
                 f"""SELECT a.article_id, a.url, a.title, a.publication, a.published, a.fetched,
-                    a.member_only, a.content_hash, a.aliases,
+                    a.member_only, a.content_hash, a.aliases, a.author,
                     (SELECT count(*) FROM chunks c WHERE c.article_row = a.row AND {_visible("c")})
                     FROM articles a WHERE {_visible("a")} ORDER BY a.row""",
                 {"gen": gen},
@@ -464,7 +487,8 @@ class FaissStore:
                 member_only=bool(r[6]),
                 content_hash=r[7],
                 aliases=tuple(json.loads(r[8])) if r[8] != "[]" else (),
-                chunks=r[9],
+                author=r[9],
+                chunks=r[10],
             )
             for r in rows
         ]
@@ -701,8 +725,8 @@ class FaissStore:
             for article, chunks, vecs in changes.added:
                 cur = self._db.execute(
                     """INSERT INTO articles (article_id, gen_added, url, title, publication,
-                    published, fetched, member_only, content_hash, aliases, text, source_file)
-                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+                    published, fetched, member_only, content_hash, aliases, text, source_file, author)
+                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                     (
                         article.id,
                         gen,
@@ -716,6 +740,7 @@ class FaissStore:
                         json.dumps(list(article.aliases)),
                         article.text,
                         article.source_file,
+                        article.author,
                     ),
                 )
                 arow = cur.lastrowid
@@ -729,7 +754,7 @@ class FaissStore:
                     row = int(cur.lastrowid or 0)
                     self._db.execute(
                         "INSERT INTO chunks_fts (rowid, title, heading, text) VALUES (?,?,?,?)",
-                        (row, article.title, ch.heading, ch.text),
+                        (row, byline(article.title, article.author), ch.heading, ch.text),
                     )
                     added_rows.append(row)
                     added_vecs.append(v32)

@@ -251,6 +251,7 @@ def copy_index(source: Any, target: Any) -> IndexReport:
                 end=c.end,
                 text=c.text,
                 ord=c.ord,
+                author=c.author,
             )
         )
     infos = source.articles()
@@ -270,6 +271,7 @@ def copy_index(source: Any, target: Any) -> IndexReport:
                 source_file="",
                 source_line=0,
                 aliases=info.aliases,
+                author=info.author,
             )
             if article.content_hash != info.content_hash:
                 raise IndexCorrupt(f"{source.path}: article {info.url} does not match its stored hash")

@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-CLEANER_VERSION = "1"
+CLEANER_VERSION = "2"  # 2: the author is parsed from the byline (and hashed)
 
 # ---------------------------------------------------------------------------------------------
 # Records
@@ -41,6 +41,7 @@ class Article:
     source_file: str
     source_line: int
     aliases: tuple[str, ...] = ()
+    author: str | None = None  # from the page's byline or title; None when the page names nobody
 
     # Cached: an incremental build asks every article for both, and hashing is its main cost.
     @cached_property
@@ -51,7 +52,8 @@ class Article:
     def content_hash(self) -> str:
         """Hash of everything that shapes this article's chunks; a change means re-embedding."""
         h = hashlib.sha256()
-        for part in (self.url, self.title, self.publication, self.published or "", self.text):
+        parts = (self.url, self.title, self.author or "", self.publication, self.published or "", self.text)
+        for part in parts:
             h.update(part.encode("utf-8"))
             h.update(b"\x00")
         return h.hexdigest()[:32]
@@ -486,15 +488,94 @@ def parse_bundle(path: Path, data: bytes | None = None) -> tuple[list[Article], 
                 url=canonical_url(url),
                 title=title,
                 publication=raw.publication,
-                published=raw.header.get("Published Time") or None,
+                published=raw.header.get("Published Time")
+                or byline_date(raw.body, raw.header.get("Date fetched")),
                 fetched=raw.header.get("Date fetched") or None,
                 text=clean,
                 member_only=member_only,
                 source_file=name,
                 source_line=raw.line,
+                author=parse_author(raw.header, raw.body),
             )
         )
     return articles, warnings
+
+
+# The byline: a link to the author's profile (medium.com/@handle or handle.medium.com) whose
+# tracking parameter says `byline`, either as text or as the avatar's alt text ("Image 2: Name").
+_PROFILE_URL_RE = re.compile(
+    r"^https?://(?:medium\.com/@[^/?#]+|(?!miro\.|rsci\.|www\.)[\w-]+\.medium\.com/?)(?:[?#]|$)"
+)
+_ALT_RE = re.compile(r"^Image \d+:\s*")
+_TITLE_BY_RE = re.compile(r"\|\s*by\s+([^|]+?)\s*\|")
+_AUTHOR_SCAN_LINES = 80  # the byline sits in the page's first lines, before the article
+
+
+def parse_author(header: dict[str, str], body: list[str]) -> str | None:
+    """The article's author as the page names it, or None when it names nobody.
+
+    In order of trust: the byline's link to the author's profile, the byline's Follow button
+    (`user=Name`), then the page title's `X | by Name | Pub` form (header `Title:` or the
+    page's first lines). Links in the recommendations below the article are never used.
+    """
+    follow: str | None = None
+    for raw in body:
+        for m in _LINK_RE.finditer(raw):
+            url = m.group(3)
+            if "byline" not in url:
+                continue
+            if _PROFILE_URL_RE.match(url):
+                text = m.group(2).strip()
+                inner = _LINK_RE.fullmatch(text)
+                if inner:  # the avatar: an image link whose alt text is the name
+                    text = _ALT_RE.sub("", inner.group(2))
+                name = _author_name(text)
+                if name:
+                    return name
+            elif follow is None and "user=" in url:
+                users = [v for k, v in parse_qsl(urlsplit(url).query) if k == "user"]
+                follow = _author_name(users[0]) if users else None
+    if follow:
+        return follow
+    for line in [header.get("Title", ""), *body[:_AUTHOR_SCAN_LINES]]:
+        by = _TITLE_BY_RE.search(_strip_links(line)[0])
+        if by:
+            name = _author_name(by.group(1))
+            if name:
+                return name
+    return None
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_BYLINE_DATE_RE = re.compile(r"^[·\s]*([A-Z][a-z]{2})[a-z]* (\d{1,2}), (\d{4})[·\s]*$")
+_AGO_RE = re.compile(r"^[·\s]*(\d+) (minute|hour|day)s? ago[·\s]*$", re.IGNORECASE)
+
+
+def byline_date(body: list[str], fetched: str | None) -> str | None:
+    """The publication day from the byline ("Nov 3, 2024", or "17 hours ago" counted back from
+    the fetch time) when the header has no `Published Time:`; None when neither is there."""
+    from datetime import datetime, timedelta
+
+    for raw in body[:_AUTHOR_SCAN_LINES]:
+        m = _BYLINE_DATE_RE.match(raw)
+        if m and m.group(1).lower() in _MONTHS:
+            return f"{m.group(3)}-{_MONTHS.index(m.group(1).lower()) + 1:02d}-{int(m.group(2)):02d}"
+        ago = _AGO_RE.match(raw)
+        if ago and fetched:
+            try:
+                when = datetime.fromisoformat(fetched)
+            except ValueError:
+                return None
+            delta = timedelta(**{f"{ago.group(2).lower()}s": int(ago.group(1))})
+            return (when - delta).date().isoformat()
+    return None
+
+
+def _author_name(text: str) -> str | None:
+    name = " ".join(_inline(text).split()).strip(" ·|")
+    if not name or len(name) > 100 or "://" in name or name.lower().startswith("image"):
+        return None
+    return name
 
 
 def _clean_title(title: str, publication: str) -> str:

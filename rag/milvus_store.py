@@ -17,7 +17,7 @@ deletes first; one killed after it leaves removed rows, which the next build del
 
 Every filter expression is built here from typed values: strings go through `literal` (and
 `like_pattern` for substrings), numbers are formatted as integers, so no query, URL or
-publication name can change what an expression means. A token comes only from the environment
+publication or author name can change what an expression means. A token comes only from the environment
 variable RAG_MILVUS_TOKEN and is never written anywhere.
 """
 
@@ -37,6 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from rag.chunk import byline
 from rag.errors import IndexCorrupt, IndexMissing, RagError
 from rag.store import SCHEMA_VERSION, ArticleInfo, Changes, Filters, StoredChunk, crash_point, query_words
 
@@ -67,6 +68,7 @@ _CHUNK_FIELDS = [
     "end",
     "ord",
     "member_only",
+    "author",
 ]
 _ARTICLE_FIELDS = [
     "article_id",
@@ -81,7 +83,9 @@ _ARTICLE_FIELDS = [
     "content_hash",
     "aliases",
     "chunks",
+    "author",
 ]
+_AUTHOR_MAX = 1024
 
 
 # --------------------------------------------------------------------------------- expressions
@@ -197,11 +201,15 @@ class MilvusStore:
         self._tombs: tuple[int, list[str]] = (-1, [])
         self._lock_key: str | None = None
         self._client = self._connect(create)
+        self._authors = True  # whether the collections have the author fields (older ones do not)
         if self._has(self._meta):
             # A reopened collection serves searches only once loaded.
             for name in (self._meta, self._chunks, self._articles):
                 if self._has(name):
                     self._load(name)
+            if self._has(self._chunks):
+                desc = self._call("describing", self._client.describe_collection, self._chunks)
+                self._authors = "author" in {f.get("name") for f in desc.get("fields", [])}
             if self.manifest() is not None:
                 for name in (self._chunks, self._articles):
                     if not self._has(name):
@@ -291,6 +299,7 @@ class MilvusStore:
             s.add_field("end", DataType.INT64)
             s.add_field("ord", DataType.INT64)
             s.add_field("member_only", DataType.BOOL)
+            s.add_field("author", DataType.VARCHAR, max_length=_AUTHOR_MAX)
             s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
             s.add_function(
                 Function(
@@ -325,6 +334,8 @@ class MilvusStore:
             s.add_field("chunks", DataType.INT64)
             s.add_field("source_file", DataType.VARCHAR, max_length=_TEXT_MAX)
             s.add_field("text", DataType.VARCHAR, max_length=_TEXT_MAX)
+            s.add_field("author", DataType.VARCHAR, max_length=_AUTHOR_MAX)
+            s.add_field("author_lc", DataType.VARCHAR, max_length=_AUTHOR_MAX)
             s.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
             ip = c.prepare_index_params()
             ip.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
@@ -342,6 +353,9 @@ class MilvusStore:
             raise
         except Exception as e:
             raise RagError(f"{self._where}: {what} failed ({_reason(e)})") from None
+
+    def _fields(self, fields: list[str]) -> list[str]:
+        return fields if self._authors else [f for f in fields if f != "author"]
 
     def _has(self, name: str) -> bool:
         return bool(self._call("listing collections", self._client.has_collection, name))
@@ -434,7 +448,7 @@ class MilvusStore:
 
     def articles(self) -> list[ArticleInfo]:
         vis, _ = self._visible()
-        rows = self._query(self._articles, f"part == 0 and {vis}", _ARTICLE_FIELDS)
+        rows = self._query(self._articles, f"part == 0 and {vis}", self._fields(_ARTICLE_FIELDS))
         rows.sort(key=lambda r: (int(r["gen"]), r["url"]))
         return [
             ArticleInfo(
@@ -448,6 +462,7 @@ class MilvusStore:
                 chunks=int(r["chunks"]),
                 content_hash=r["content_hash"],
                 aliases=tuple(json.loads(r["aliases"])),
+                author=r.get("author") or None,
             )
             for r in rows
         ]
@@ -466,7 +481,7 @@ class MilvusStore:
 
     def all_chunks(self) -> list[StoredChunk]:
         vis, _ = self._visible()
-        rows = self._query(self._chunks, vis, _CHUNK_FIELDS)
+        rows = self._query(self._chunks, vis, self._fields(_CHUNK_FIELDS))
         rows.sort(key=lambda r: (r["url"], int(r["ord"])))
         return self._to_chunks(rows)
 
@@ -494,6 +509,7 @@ class MilvusStore:
                     end=int(r["end"]),
                     ord=int(r["ord"]),
                     member_only=bool(r["member_only"]),
+                    author=r.get("author") or None,
                 )
             )
         return out
@@ -507,7 +523,7 @@ class MilvusStore:
             expr += f" and published_day >= {day_number(filters.since)}"
         if filters.until:
             expr += f" and published_day >= 0 and published_day <= {day_number(filters.until)}"
-        if filters.url or filters.publication:
+        if filters.url or filters.publication or filters.author:
             keys = self._articles_matching(filters, vis)
             if not keys:
                 return None
@@ -515,17 +531,28 @@ class MilvusStore:
         return expr
 
     def _articles_matching(self, filters: Filters, vis: str) -> list[str]:
-        """Keys of visible articles whose URL and publication contain the filter substrings."""
+        """Keys of visible articles whose URL, publication and author contain the filter substrings."""
         expr = f"part == 0 and {vis}"
         url = (filters.url or "").lower()
         pub = (filters.publication or "").lower()
+        author = (filters.author or "").lower()
+        fields = ["article_key", "url_lc", "publication_lc"]
         if url:
             expr += f" and url_lc like {like_pattern(url)}"
         if pub:
             expr += f" and publication_lc like {like_pattern(pub)}"
-        rows = self._query(self._articles, expr, ["article_key", "url_lc", "publication_lc"])
+        if author:
+            if not self._authors:
+                return []  # an index from before authors were kept names none
+            expr += f" and author_lc like {like_pattern(author)}"
+            fields.append("author_lc")
+        rows = self._query(self._articles, expr, fields)
         # LIKE may over-match (a backslash became a wildcard): keep exact substring matches only.
-        return [r["article_key"] for r in rows if url in r["url_lc"] and pub in r["publication_lc"]]
+        return [
+            r["article_key"]
+            for r in rows
+            if url in r["url_lc"] and pub in r["publication_lc"] and author in r.get("author_lc", "")
+        ]
 
     def _search(
         self, data: Any, field: str, k: int, filters: Filters | None, params: dict[str, Any]
@@ -542,7 +569,7 @@ class MilvusStore:
             anns_field=field,
             limit=k,
             filter=expr,
-            output_fields=_CHUNK_FIELDS,
+            output_fields=self._fields(_CHUNK_FIELDS),
             search_params=params,
         )
         hits = list(res[0]) if res else []
@@ -644,6 +671,11 @@ class MilvusStore:
     def commit(self, changes: Changes, manifest: dict[str, Any]) -> None:
         """Write a new generation and switch to it. Call inside `writing()`."""
         self._call("creating collections", self._create_collections, int(manifest["embedder"]["dimension"]))
+        if not self._authors:
+            raise RagError(
+                f"{self._where}: these collections were made by an older rag, without author fields; "
+                "index into a new collection (store.collection in the config) or drop these"
+            )
         old = self.manifest()
         prev = int(old["generation"]) if old else 0
         gen = prev + 1
@@ -703,6 +735,8 @@ class MilvusStore:
                     "aliases": _fit(json.dumps(list(article.aliases)), _TEXT_MAX)[0],
                     "chunks": len(chunks),
                     "source_file": _fit(article.source_file, _TEXT_MAX)[0],
+                    "author": _fit(article.author or "", _AUTHOR_MAX)[0],
+                    "author_lc": _fit((article.author or "").lower(), _AUTHOR_MAX)[0],
                 }
                 rows.append(row)
             for ch, v in zip(chunks, vecs, strict=True):
@@ -722,13 +756,15 @@ class MilvusStore:
                         "heading": _fit(ch.heading, _TEXT_MAX)[0],
                         "text": text,
                         "text_cut": cut,
-                        "search_text": _fit(analyzed(f"{article.title}\n{ch.heading}\n{ch.text}"), _TEXT_MAX)[
-                            0
-                        ],
+                        "search_text": _fit(
+                            analyzed(f"{byline(article.title, article.author)}\n{ch.heading}\n{ch.text}"),
+                            _TEXT_MAX,
+                        )[0],
                         "start": ch.start,
                         "end": ch.end,
                         "ord": ch.ord,
                         "member_only": bool(article.member_only),
+                        "author": _fit(article.author or "", _AUTHOR_MAX)[0],
                         "vector": np.asarray(v, dtype=np.float32),
                     }
                 )

@@ -6,8 +6,9 @@ embedder is the ONNX copy kept beside the index: no torch on the query path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,7 @@ class Retriever:
         self.settings = settings
         self._embedder = embedder
         self._query_vectors: dict[str, np.ndarray] = {}
+        self._authors: tuple[Any, list[str]] = (None, [])  # (generation, author names)
 
     @property
     def embedder(self) -> Any:
@@ -104,6 +106,15 @@ class Retriever:
                 self._query_vectors.clear()
             vec = self._query_vectors[query] = self.embedder.embed([query])[0]
         return vec
+
+    def named_authors(self, query: str) -> list[str]:
+        """Indexed authors whose full name the query contains (any case, whole words)."""
+        gen = (self.store.manifest() or {}).get("generation")
+        if self._authors[0] != gen or gen is None:
+            names = sorted({a.author for a in self.store.articles() if a.author})
+            self._authors = (gen, names)
+        q = query.lower()
+        return [n for n in self._authors[1] if re.search(rf"(?<!\w){re.escape(n.lower())}(?!\w)", q)]
 
     def search(
         self,
@@ -134,10 +145,22 @@ class Retriever:
             vec = self.embed_query(query) if query_vector is None else query_vector
             dense = self.store.search_dense(vec, n, filters)
             lexical = self.store.search_lexical(query, n, filters)
-            by_id = {c.chunk_id: c for c, _ in [*dense, *lexical]}
+            # A query naming an author ("what does <author> say ...") adds a third ranking: that
+            # author's chunks by dense similarity. The embedder knows little of names, so without
+            # it a name-only question's dense noise outvotes the lexical match on the byline.
+            by_author: list[tuple[StoredChunk, float]] = []
+            if not (filters and filters.author):
+                for name in self.named_authors(query):
+                    by_author += self.store.search_dense(vec, n, replace(filters or Filters(), author=name))
+                by_author.sort(key=lambda cs: -cs[1])
+            by_id = {c.chunk_id: c for c, _ in [*dense, *lexical, *by_author]}
             fused = rrf_fuse(
-                [[c.chunk_id for c, _ in dense], [c.chunk_id for c, _ in lexical]],
-                [s.dense_weight, s.lexical_weight],
+                [
+                    [c.chunk_id for c, _ in dense],
+                    [c.chunk_id for c, _ in lexical],
+                    [c.chunk_id for c, _ in by_author],
+                ],
+                [s.dense_weight, s.lexical_weight, s.lexical_weight],
                 s.rrf_k,
             )
             ranked = [(by_id[cid], score) for cid, score in fused]

@@ -30,11 +30,12 @@ class Filters:
 
     url: str | None = None  # substring of the article URL (case-insensitive)
     publication: str | None = None  # substring of the publication name (case-insensitive)
+    author: str | None = None  # substring of the author's name (case-insensitive)
     since: str | None = None  # ISO date; articles published on or after it
     until: str | None = None  # ISO date; articles published on or before it (whole day)
 
     def __bool__(self) -> bool:
-        return any((self.url, self.publication, self.since, self.until))
+        return any((self.url, self.publication, self.author, self.since, self.until))
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class StoredChunk:
     end: int
     ord: int
     member_only: bool
+    author: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class ArticleInfo:
     chunks: int
     content_hash: str
     aliases: tuple[str, ...] = ()
+    author: str | None = None
 
 
 @dataclass

@@ -45,7 +45,16 @@ def test_heading_path_is_carried_and_chunks_do_not_cross_headings():
     article, chunks = stats
     flaw3 = [c for c in chunks if c.heading.endswith("Flaw 3: It’s easy to hack (and frequently is)")]
     assert flaw3 and all("## " not in c.text for c in flaw3)
-    assert chunks[0].embed_text.startswith(prefix(article.title, chunks[0].heading))
+    assert chunks[0].embed_text.startswith(prefix(article.title, chunks[0].heading, article.author))
+    assert prefix("T", "H", "Ann Lee") == "T (by Ann Lee) > H" and prefix("T", "", None) == "T"
+
+
+def test_author_rides_in_the_prefix_and_bodies_stay_exact_spans():
+    for article, chunks in _chunks():
+        for c in chunks:
+            assert article.text[c.start : c.end] == c.text
+            if article.author:
+                assert c.author == article.author and f"(by {article.author})" in c.embed_text
 
 
 def test_same_text_same_id_and_changed_text_new_id():

@@ -12,7 +12,7 @@ import numpy as np
 from rag.chunk import Chunk
 from rag.faiss_store import FaissStore, _merge_from
 from rag.ingest import Article
-from rag.store import Changes
+from rag.store import Changes, Filters
 
 DIM = 16
 
@@ -203,3 +203,21 @@ def test_bm25_skips_rows_of_a_build_in_progress_and_still_returns_k(tmp_path):
     hits = store.search_lexical("zebra", 5)
     assert len(hits) == 5 and all("zebra" in c.text and c.chunk_id.startswith("a-") for c, _ in hits)
     assert len(store.search_lexical("zebra", 50)) == 20  # every visible match, none pending
+
+
+def test_an_index_written_before_authors_is_read_and_then_keeps_them(tmp_path):
+    import sqlite3
+
+    rng = np.random.default_rng(5)
+    path = tmp_path / "i"
+    store = FaissStore(path, create=True)
+    _commit(store, [_article(i, 2, rng) for i in range(3)])
+    store.close()
+    with sqlite3.connect(path / "chunks.sqlite") as db:  # as an older rag wrote it
+        db.execute("ALTER TABLE articles DROP COLUMN author")
+    store = FaissStore(path)
+    assert [a.author for a in store.articles()] == [None] * 3
+    assert all(c.author is None for c in store.all_chunks())
+    art, chs, vecs = _article(9, 2, rng)
+    _commit(store, [(replace(art, author="Ann Lee"), chs, vecs)])
+    assert [c.url for c, _ in store.search_lexical("body", 10, Filters(author="ann"))] == [art.url] * 2

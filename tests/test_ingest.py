@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from rag.ingest import canonical_url, dedupe, ingest, parse_bundle
+from rag.ingest import canonical_url, dedupe, ingest, parse_author, parse_bundle
 
 from .conftest import SEED
 
@@ -75,6 +75,63 @@ def test_shipped_corpus_text_has_no_boilerplate():
         for junk in BOILERPLATE:
             assert junk not in a.text, (a.title, junk)
         assert "![" not in a.text
+
+
+AUTHORS = {
+    "The Statistical Significance Scam": "Cai Parry-Jones",  # avatar link only (alt text)
+    "Normalized Discounted Cumulative Gain (NDCG) — The Ultimate Ranking Metric": "Saankhya Mondal",
+    "To Index or Not to Index": "Christopher Karg",
+    "Python is No More The King of Data Science": "Abdur Rahman",
+    # A member-only stub whose page has no byline; the recommendations below name other people.
+    "20 Python Scripts To Automate Your Daily Tasks": None,
+    "5 Overrated Python Libraries (And What You Should Use Instead)": "Abdur Rahman",  # Follow button
+    "LLMs from Scratch Using Middle School Math": "Rohit Patel",  # handle.medium.com profile
+    "How to Query a Knowledge Graph with LLMs using gRAG": "Cristian Leo",
+    "I Built an AI App in 4 Days — here’s how I did it": "Shaw Talebi",
+    "Top Data Science Career Questions, Answered": "Haden Pelletier",
+    "Kickstart Your Data Science Journey — A Guide for Aspiring Data Scientists": "Saankhya Mondal",
+}
+
+
+def test_author_of_each_shipped_article_comes_from_its_byline():
+    assert {a.title: a.author for a in ingest(SEED).articles} == AUTHORS
+
+
+def test_published_day_comes_from_the_header_or_else_the_byline():
+    days = {a.title: (a.published or "")[:10] or None for a in ingest(SEED).articles}
+    assert (
+        days["5 Overrated Python Libraries (And What You Should Use Instead)"] == "2024-11-03"
+    )  # "Nov 3, 2024"
+    # "17 hours ago", counted back from the fetch time 2024-11-10T01:52
+    assert days["Top Data Science Career Questions, Answered"] == "2024-11-09"
+    assert days["LLMs from Scratch Using Middle School Math"] is None  # the page gives no date
+    assert days["The Statistical Significance Scam"] == "2024-11-09"  # the header's Published Time
+
+
+def test_author_falls_back_to_follow_button_then_page_title_then_none():
+    follow = (
+        "[Follow](https://medium.com/m/signin?actionUrl=x&user=Jane+Q.+Doe&userId=1"
+        "&source=post_page-1--byline--abc---post_header----)"
+    )
+    assert parse_author({}, [follow]) == "Jane Q. Doe"
+    assert parse_author({"Title": "A Thing | by Li Wei | Oct, 2024 | Pub"}, []) == "Li Wei"
+    assert parse_author({}, ["A Thing | by Li Wei | Medium", "text"]) == "Li Wei"
+    # the publication's byline link and recommendation links are not the author
+    pub = "[Towards Data Science](https://towardsdatascience.com/?source=post_page---byline--abc----)"
+    rec = "[Someone Else](https://medium.com/@else?source=author_recirc-----abc----0----)"
+    assert parse_author({"Title": "Plain title"}, [pub, rec, "Words."]) is None
+
+
+def test_an_article_without_byline_parses_with_author_none(tmp_path: Path):
+    f = tmp_path / "b.md"
+    f.write_text(article(body="Plain words about testing parsers."))
+    (a,), warnings = parse_bundle(f)
+    assert a.author is None and warnings == []
+    byline = "[Ann Lee](https://medium.com/@annlee?source=post_page---byline--1----)\n\n"
+    f.write_text(article(body=byline + "Plain words about testing parsers."))
+    (b,), _ = parse_bundle(f)
+    assert b.author == "Ann Lee" and b.text == a.text  # the byline is metadata, not text
+    assert b.content_hash != a.content_hash  # so a changed author re-indexes the article
 
 
 def test_member_only_stubs_are_flagged():

@@ -43,6 +43,40 @@ def test_filters_restrict_hits(retriever):
     assert hits and all(h.chunk.published and h.chunk.published[:10] >= "2024-11-01" for h in hits)
 
 
+@pytest.mark.parametrize(
+    ("question", "title", "retrievers"),
+    [
+        # a name and nothing else: the embedder knows little of names; BM25 and hybrid find it
+        ("What does Christopher Karg write about?", "To Index or Not to Index", ("bm25", "hybrid")),
+        ("what does haden pelletier say", "Top Data Science Career Questions, Answered", ("bm25", "hybrid")),
+        (
+            "Rohit Patel on transformers",
+            "LLMs from Scratch Using Middle School Math",
+            ("dense", "bm25", "hybrid"),
+        ),
+        (
+            "what does Cai Parry-Jones say about dice",
+            "The Statistical Significance Scam",
+            ("dense", "bm25", "hybrid"),
+        ),
+    ],
+)
+def test_a_question_naming_an_author_ranks_their_article_first(retriever, question, title, retrievers):
+    for name in retrievers:
+        assert retriever.search(question, k=1, retriever=name)[0].chunk.title == title, name
+
+
+def test_named_authors_are_whole_names_in_any_case(retriever):
+    assert retriever.named_authors("what does SAANKHYA MONDAL's guide say") == ["Saankhya Mondal"]
+    assert retriever.named_authors("what does Mondal say") == []  # a full name, not a surname
+    assert retriever.named_authors("abdur rahmanx") == []
+
+
+def test_author_filter_keeps_that_authors_articles(retriever):
+    hits = retriever.search("data science", k=10, filters=Filters(author="MONDAL"))
+    assert hits and {h.chunk.author for h in hits} == {"Saankhya Mondal"}
+
+
 def test_max_per_article_caps_hits(retriever):
     hits = retriever.search("neural network weights", k=5, max_per_article=1)
     assert len({h.chunk.article_id for h in hits}) == len(hits)
@@ -86,7 +120,17 @@ def test_cli_json_and_stdin_batch(real_index):
     for x in lines:
         assert x["retriever"] == "hybrid" and len(x["results"]) == 3
         r = x["results"][0]
-        assert set(r) == {"rank", "score", "chunk_id", "url", "title", "heading", "published", "text"}
+        assert set(r) == {
+            "rank",
+            "score",
+            "chunk_id",
+            "url",
+            "title",
+            "author",
+            "heading",
+            "published",
+            "text",
+        }
         assert r["rank"] == 1 and r["url"].startswith("https://medium.com/")
 
 

@@ -202,17 +202,44 @@ def test_filters_narrow_every_search(built, settings):
     assert built.search_lexical("data", 10, Filters(since="2999-01-01")) == []
 
 
+def test_author_is_stored_and_filters_every_search(built, settings):
+    authors = {a.url: a.author for a in built.articles()}
+    assert sorted(authors.values(), key=str) == sorted(
+        ["Cai Parry-Jones", "Saankhya Mondal", "Christopher Karg", "Abdur Rahman", "Abdur Rahman", None],
+        key=str,
+    )  # one member-only stub has no byline
+    assert {c.url: c.author for c in built.all_chunks()} == authors
+    assert all(c.author == authors[c.url] for c, _ in built.search_lexical("data python", 20))
+    want = {u for u, a in authors.items() if a == "Abdur Rahman"}
+    r = Retriever(built, settings.retrieve, embedder=FakeEmbedder())
+    for retriever in ("dense", "bm25", "hybrid"):
+        for name in ("ABDUR RAHMAN", "ahma"):  # substrings, any case
+            hits = r.search("python data statistics", k=20, retriever=retriever, filters=Filters(author=name))
+            assert hits and {h.chunk.url for h in hits} == want
+    assert built.search_lexical("data", 10, Filters(author="nobody by this name")) == []
+    # the name is searchable: every chunk of the author's articles carries it lexically
+    top = built.search_lexical("what does Christopher Karg say", 2)  # his article has two chunks
+    assert [c.author for c, _ in top] == ["Christopher Karg"] * 2
+
+
 @pytest.mark.parametrize(
     "hostile",
     ['" or 1 == 1 or "', '\\" or gen >= 0 or \\"', "%", "_", "\\", 'x") or ("1', "medium.com/%", "\n"],
 )
 def test_filter_values_cannot_change_the_expression(built, hostile):
     vec = built.vectors([built.all_chunks()[0].chunk_id])[0]
-    for f in (Filters(url=hostile), Filters(publication=hostile)):
+    for f in (Filters(url=hostile), Filters(publication=hostile), Filters(author=hostile)):
         expected = {
             a.url
             for a in built.articles()
-            if hostile.lower() in (a.url.lower() if f.url else a.publication.lower())
+            if hostile.lower()
+            in (
+                a.url.lower()
+                if f.url
+                else a.publication.lower()
+                if f.publication
+                else (a.author or "").lower()
+            )
         }
         got = {c.url for c, _ in built.search_lexical("data python statistics", 100, f)}
         got |= {c.url for c, _ in built.search_dense(vec, 100, f)}

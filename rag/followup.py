@@ -1,0 +1,112 @@
+"""Follow-up questions: a question that leans on the previous turn is asked with its topic.
+
+"What is statistical significance?" then "why is it a scam?": the second question names nothing
+that retrieval could find, so it is retrieved and answered together with the first. Whether a
+question leans on the previous one is decided by three general rules, not by any list of
+questions:
+
+1. it opens like a continuation: "and ...", "but ...", "also ...", "what about ...", "how so",
+   "why?" and the like;
+2. it refers back with a pronoun (it, they, this, those, ...) and names at most two things of
+   its own, so the pronoun is unlikely to point inside the question itself ("what does layer
+   normalization do to its inputs?" stands alone);
+3. it is too short to stand alone: no content word of its own ("why?", "how come?"), or an
+   amount asked of nothing named ("how much faster?", "how many?": at most one content word).
+
+The library stays silent; `rag chat` and `rag ask --after` print which question gave the context.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Words that open a continuation of the previous question.
+_OPENERS = re.compile(
+    r"^(?:and|but|also|so|then|or|plus|what about|how about|what else|how so|why so|why not"
+    r"|in that case|same for|is that|are those|is this|are these)\b",
+    re.IGNORECASE,
+)
+# Words that point back at something named earlier.
+_BACK_REFERENCES = frozenset(
+    "it its itself they them their theirs themselves this that these those he him his she her "
+    "such there one ones".split()
+)
+# Function words: not content, whatever the question is about.
+_FUNCTION_WORDS = frozenset(
+    """a an and are as at be been being but by can could did do does doing done for from had has
+    have how i if in into is me more most my no not of on or our should so than the then to too
+    was we were what when where which while who whom whose why will with would you your about
+    any some very just also much many please tell explain say says said mean means really else
+    exactly like way ok okay yes thanks thank other another same example examples detail details elaborate
+    come go on""".split()
+)
+_WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
+MAX_OWN_WORDS = 2  # rule 2: a question with more content words than this stands alone
+_AMOUNT = re.compile(r"^(?:how (?:much|many|long|often|far|big|fast)|which one)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question of a conversation and what was asked of the index for it."""
+
+    question: str  # as the user typed it
+    query: str  # what is retrieved and answered: the question, with the earlier topic if a follow-up
+    follows: str | None = None  # the earlier question whose topic was added; None if it stood alone
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip("'’-") for w in _WORD_RE.findall(text)]
+
+
+def _content(words: list[str]) -> list[str]:
+    return [w for w in words if w.lower() not in _FUNCTION_WORDS and w.lower() not in _BACK_REFERENCES]
+
+
+def _is_name(word: str) -> bool:
+    """NDCG, GPT-4, BM25, SQLite: a word that names a thing on its own."""
+    return any(c.isdigit() for c in word) or any(c.isupper() for c in word[1:])
+
+
+def is_followup(question: str) -> bool:
+    """Whether `question` leans on the previous turn (see the module docstring for the rules)."""
+    q = " ".join(question.split())
+    if not q:
+        return False
+    if _OPENERS.match(q):
+        return True
+    words = _words(q)
+    own = _content(words)
+    if any(w.lower() in _BACK_REFERENCES for w in words) and len(own) <= MAX_OWN_WORDS:
+        return True
+    return not own or (len(own) <= 1 and bool(_AMOUNT.match(q)))
+
+
+def contextualise(question: str, previous: str) -> str:
+    """The follow-up with the previous question's text after it, for retrieval and answering.
+
+    The previous question's first letter is lower-cased (unless its first word is a name such as
+    NDCG), so that the answerer's names rule does not take a sentence-initial "Explain" for a name
+    the sources must mention.
+    """
+    prev = " ".join(previous.split())
+    first = _words(prev)[:1]
+    if prev and not (first and _is_name(first[0])):
+        prev = prev[0].lower() + prev[1:]
+    q = " ".join(question.split())
+    sep = "" if q.endswith((".", "?", "!")) else "?"
+    return f"{q}{sep} {prev}".strip()
+
+
+def resolve(question: str, previous: Turn | str | None) -> Turn:
+    """The turn for `question` after `previous` (a Turn, the earlier question's text, or None).
+
+    A follow-up of a follow-up keeps the whole chain's topic: it is read with the previous
+    turn's query, and `follows` names the previous question as the user typed it.
+    """
+    q = " ".join(question.split())
+    if isinstance(previous, str):
+        previous = Turn(previous, " ".join(previous.split())) if previous.strip() else None
+    if previous is None or not is_followup(q):
+        return Turn(q, q)
+    return Turn(q, contextualise(q, previous.query), previous.question)
