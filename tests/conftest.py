@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The shared ONNX model cache lives in a temp dir per test session, never in the user's home: the
+# first build writes the graph there (a few seconds), as a new user's first `rag index` does.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="rag-test-cache-")
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "data" / "scrapes" / "000_6d7d6aa2d5092b1c.txt"
@@ -92,18 +96,30 @@ def settings():
 
 @pytest.fixture(scope="session")
 def torch_embedder():
+    """sentence-transformers, the reference the ONNX graph is checked against (the `reference` extra)."""
+    pytest.importorskip(
+        "sentence_transformers", reason="install the reference extra: pip install -e '.[reference]'"
+    )
     from rag.embed import TorchEmbedder
 
     return TorchEmbedder()
 
 
 @pytest.fixture(scope="session")
-def real_index(tmp_path_factory, settings, torch_embedder) -> Path:
-    """The shipped corpus indexed with the real embedder, ONNX query model included."""
+def onnx_embedder():
+    """The embedder `rag index` and `rag search` use: the torch-free ONNX graph."""
+    from rag.embed import onnx_embedder
+
+    return onnx_embedder()
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory, settings, onnx_embedder) -> Path:
+    """The shipped corpus indexed with the real embedder, as `rag index` builds it."""
     from rag.index import build_index
 
     path = tmp_path_factory.mktemp("idx") / "default"
-    build_index(settings, SEED.parent, path, embedder=torch_embedder)
+    build_index(settings, SEED.parent, path, embedder=onnx_embedder)
     return path
 
 

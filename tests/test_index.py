@@ -21,9 +21,9 @@ def _articles_of(text: str) -> list[str]:
     return [text[s:e] for s, e in zip(starts, [*starts[1:], len(text)], strict=True)]
 
 
-def test_incremental_update_embeds_only_new_and_changed(tmp_path, scrapes, bundles, settings, torch_embedder):
+def test_incremental_update_embeds_only_new_and_changed(tmp_path, scrapes, bundles, settings, onnx_embedder):
     index = tmp_path / "index"
-    first = build_index(settings, scrapes, index, embedder=torch_embedder, export_query_model=False)
+    first = build_index(settings, scrapes, index, embedder=onnx_embedder, export_query_model=False)
     assert (first.articles, first.added, first.updated, first.removed) == (6, 6, 0, 0)
 
     new_article = _articles_of(bundles[2])[0]  # LLMs from scratch
@@ -36,7 +36,7 @@ def test_incremental_update_embeds_only_new_and_changed(tmp_path, scrapes, bundl
     )
     (scrapes / "003.md").write_text(new_article + changed + dup)
 
-    second = build_index(settings, scrapes, index, embedder=torch_embedder, export_query_model=False)
+    second = build_index(settings, scrapes, index, embedder=onnx_embedder, export_query_model=False)
     assert (second.added, second.updated, second.removed, second.unchanged) == (1, 1, 0, 5)
     arts = {a.url: a for a in ingest(scrapes).articles}
     expect = sum(
