@@ -379,6 +379,8 @@ def _update(
             "query_embedder": query_model_name(settings.embed.precision),
         }
         store.commit(changes, manifest)
+        # The per-index ONNX copy older versions kept; queries now load the shared cached graph.
+        (Path(store.path) / QUERY_MODEL_FILE).unlink(missing_ok=True)
     if export_query_model and (embedder is None or hasattr(embedder, "session")):
         # The graph queries will load (a no-op when it is cached already).
         from rag.onnx_model import ensure_model

@@ -221,3 +221,18 @@ def test_empty_folder_from_the_cli_is_one_line_without_loading_the_embedder(tmp_
     res = run_rag("index", "--scrapes", str(empty), "--index", str(tmp_path / "idx"))
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [f"error: no articles found in {empty}; the index is unchanged"]
+
+
+def test_an_index_from_before_the_model_cache_is_rebuilt_once(tmp_path, scrapes, settings):
+    index = tmp_path / "index"
+    build_index(settings, scrapes, index, embedder=FakeEmbedder())
+    path = index / "manifest.json"
+    m = json.loads(path.read_text())
+    m["embedder"] = {"name": "all-MiniLM-L6-v2", "dimension": 384, "normalized": True}  # no precision
+    m["query_embedder"] = "query-embedder.onnx"
+    path.write_text(json.dumps(m))
+    (index / "query-embedder.onnx").write_bytes(b"old copy")
+    report = build_index(settings, scrapes, index, embedder=FakeEmbedder())
+    assert report.rebuilt and "another embedder" in report.rebuild_reason
+    assert not (index / "query-embedder.onnx").exists()
+    assert build_index(settings, scrapes, index, embedder=FakeEmbedder()).files_read == 0
