@@ -9,20 +9,14 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml scripts/build-llm.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: the CPU build on this machine's disk (plain `torch` pulls CUDA, GBs)
+	$(BIN)/pip install -q torch==2.13.0
 	# llama.cpp for any CPU of this architecture, never pip's -march=native build (see the script)
 	scripts/build-llm.sh $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,milvus]'
 	touch $(STAMP)
 
 setup: $(STAMP)
-
-# sentence-transformers, the reference the ONNX embedder is tested and benchmarked against; not
-# needed to run rag. torch first, pinned: the CPU build (plain `torch` pulls CUDA, GBs).
-REF := $(VENV)/.reference
-$(REF): $(STAMP)
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,milvus,reference]'
-	touch $(REF)
 
 demo: setup
 	$(BIN)/rag index
@@ -31,7 +25,7 @@ demo: setup
 	$(BIN)/rag ask "Who won the 2018 World Cup?"
 	$(BIN)/rag search "how does self-attention work" --k 3
 
-test: $(REF)
+test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -41,7 +35,7 @@ lint: setup
 eval: setup
 	$(BIN)/rag eval --check
 
-bench: $(REF)
+bench: setup
 	$(BIN)/python bench/run.py
 
 bench-scale: setup

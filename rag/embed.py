@@ -74,7 +74,7 @@ def _normalise(v: np.ndarray) -> np.ndarray:
 
 
 class TorchEmbedder:
-    """sentence-transformers on the CPU: the reference (needs the `reference` extra)."""
+    """sentence-transformers on the CPU: the reference the ONNX graph is tested against."""
 
     name = MODEL_NAME
     dimension = DIMENSION
@@ -84,8 +84,8 @@ class TorchEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise RagError(
-                "sentence-transformers is not installed: pip install -e '.[reference]' "
-                "(rag itself does not need it)"
+                "sentence-transformers is not installed: run `make setup` "
+                "(rag itself never imports it; it is the tests' reference)"
             ) from None
 
         self.batch_size = batch_size

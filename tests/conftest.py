@@ -96,10 +96,7 @@ def settings():
 
 @pytest.fixture(scope="session")
 def torch_embedder():
-    """sentence-transformers, the reference the ONNX graph is checked against (the `reference` extra)."""
-    pytest.importorskip(
-        "sentence_transformers", reason="install the reference extra: pip install -e '.[reference]'"
-    )
+    """sentence-transformers, the reference the ONNX graph is checked against."""
     from rag.embed import TorchEmbedder
 
     return TorchEmbedder()
