@@ -3,6 +3,7 @@ loaded once per session for integration tests (offline loading is part of what w
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
@@ -19,7 +20,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # The shared ONNX model cache lives in a temp dir per test session, never in the user's home: the
 # first build writes the graph there (a few seconds), as a new user's first `rag index` does.
-os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="rag-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE = tempfile.mkdtemp(prefix="rag-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "data" / "scrapes" / "000_6d7d6aa2d5092b1c.txt"
