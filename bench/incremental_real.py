@@ -23,14 +23,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from scale import CHUNKS_PER_ARTICLE, FakeDocEmbedder, Synth  # noqa: E402
 
 from rag.config import load_settings  # noqa: E402
-from rag.embed import TorchEmbedder  # noqa: E402
+from rag.embed import onnx_embedder  # noqa: E402
 from rag.index import index_articles  # noqa: E402
 
 
 def main(sizes: tuple[int, ...] = (1_000, 10_000), repeats: int = 5) -> None:
     settings = load_settings(environ={})
     synth = Synth()
-    real = TorchEmbedder(batch_size=settings.embed.batch_size)
+    real = onnx_embedder(batch_size=settings.embed.batch_size)
     real.embed(["warm-up"])
     rows = []
     for n in sizes:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag import evaluate as ev  # noqa: E402
 from rag.config import load_settings  # noqa: E402
-from rag.embed import TorchEmbedder  # noqa: E402
+from rag.embed import onnx_embedder  # noqa: E402
 from rag.index import build_index  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
 from rag.store import open_store  # noqa: E402
@@ -33,7 +33,7 @@ def fusion_grid():
 
 def dev(args: argparse.Namespace) -> None:
     base = load_settings(environ={})
-    emb = TorchEmbedder()
+    emb = onnx_embedder()
     qs = ev.load_questions(ROOT / "eval" / "questions.jsonl")
     sizes = [tuple(int(x) for x in s.split("/")) for s in args.chunks.split(",")]
     for target, overlap in sizes:

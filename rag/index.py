@@ -9,10 +9,12 @@ whole index is rebuilt, and the report says why.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,12 @@ import numpy as np
 import rag
 from rag.chunk import CHUNKER_VERSION, Chunk, chunk_article
 from rag.config import Settings
-from rag.embed import DIMENSION, MODEL_NAME, count_tokens
+from rag.embed import DIMENSION, MODEL_NAME, count_tokens, model_dir
 from rag.errors import IndexCorrupt, RagError
-from rag.ingest import CLEANER_VERSION, Article, ingest
-from rag.store import Changes, crash_point, open_store
+from rag.ingest import CLEANER_VERSION, Article, dedupe, find_bundles, parse_bundle
+from rag.store import Changes, FileRecord, crash_point, open_store
 
-QUERY_MODEL_FILE = "query-embedder.onnx"
+QUERY_MODEL_FILE = "query-embedder.onnx"  # what indexes built before the shared model cache hold
 IDENTITY_KEYS = ("embedder", "chunker", "cleaner")  # what `identity` returns: vectors depend on these
 
 ProgressFn = Callable[[str, int, int], None]
@@ -47,6 +49,7 @@ class IndexReport:
     rebuild_reason: str = ""
     index_kind: str = "flat"
     generation: int = 0
+    files_read: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -57,7 +60,7 @@ def identity(settings: Settings) -> dict[str, Any]:
     """Exactly the settings that shape the vectors; an index built with others is not reused."""
     c = settings.chunk
     return {
-        "embedder": {"name": MODEL_NAME, "dimension": DIMENSION, "normalized": True},
+        "embedder": embedder_identity(settings.embed.precision),
         "chunker": {
             "version": CHUNKER_VERSION,
             "max_tokens": c.max_tokens,
@@ -66,6 +69,26 @@ def identity(settings: Settings) -> dict[str, Any]:
         },
         "cleaner": {"version": CLEANER_VERSION},
     }
+
+
+def embedder_identity(precision: str) -> dict[str, Any]:
+    """The model (by a hash of its weights and config) and the precision the vectors come from."""
+    from rag.onnx_model import weights_digest
+
+    return {
+        "name": MODEL_NAME,
+        "dimension": DIMENSION,
+        "normalized": True,
+        "precision": precision,
+        "weights": weights_digest(model_dir()),
+    }
+
+
+def query_model_name(precision: str) -> str:
+    """File name, in the shared model cache, of the ONNX graph that embeds queries for this index."""
+    from rag.onnx_model import model_file_name, weights_digest
+
+    return model_file_name(MODEL_NAME, precision, weights_digest(model_dir()))
 
 
 def corpus_hash(content_hashes: Any) -> str:
@@ -85,6 +108,92 @@ def chunk_articles(articles: list[Article], settings: Settings) -> list[list[Chu
     return [chunk_article(a, count_tokens, c.max_tokens, c.target_tokens, c.overlap_tokens) for a in articles]
 
 
+@dataclass
+class Scan:
+    """What reading the scrapes folder against the stored file records found."""
+
+    files: dict[str, FileRecord]  # the records the index should hold afterwards
+    articles: list[Article] | None  # None: no article can have changed
+    partial: bool = False  # `articles` are new articles to add to what the store holds
+    warnings: list[Any] = field(default_factory=list)
+    read: int = 0  # files read (the others were skipped by size and modification time)
+
+
+def _text_hash(a: Article) -> str:
+    return hashlib.sha256(a.text.encode("utf-8")).hexdigest()[:16]
+
+
+def _record(key: str, st: os.stat_result, sha: str, arts: list[Article]) -> FileRecord:
+    return FileRecord(
+        key, st.st_size, st.st_mtime_ns, sha, tuple((a.id, a.content_hash, _text_hash(a)) for a in arts)
+    )
+
+
+def scan_scrapes(scrapes: Path, old: dict[str, FileRecord], store_has_articles: bool) -> Scan:
+    """Read only the bundle files that may have changed since the records `old` were made.
+
+    A file with the recorded size and modification time is not opened. One whose bytes hash as
+    recorded is not parsed. A changed file is parsed; when it yields the same articles (same
+    ids, content and text hashes: say a re-saved file, or changed text outside any article),
+    only its record changes and nothing is re-embedded. When the only news is new files whose
+    articles are all new (no URL or text seen before), those are the whole update; anything
+    else (a removed file, a file whose articles changed, a re-scrape of a known URL) re-reads
+    every file, as the de-duplication across files needs them all.
+    """
+    paths = find_bundles(scrapes)
+    files: dict[str, FileRecord] = {}
+    parsed: dict[str, tuple[list[Article], list[Any]]] = {}
+    read = 0
+    for p in paths:
+        key = str(p.resolve())
+        try:
+            st = p.stat()
+            prev = old.get(key)
+            if prev and (prev.size, prev.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                files[key] = prev
+                continue
+            data = p.read_bytes()
+        except OSError:
+            parsed[key] = parse_bundle(p)  # it reports the unreadable file as a warning
+            continue
+        read += 1
+        sha = hashlib.sha256(data).hexdigest()
+        if prev and prev.sha256 == sha:
+            files[key] = replace(prev, size=st.st_size, mtime_ns=st.st_mtime_ns)
+            continue
+        parsed[key] = parse_bundle(p, data)
+        files[key] = _record(key, st, sha, parsed[key][0])
+    removed = set(old) - set(files)
+    changed = {k for k in parsed if k in old and (k not in files or files[k].articles != old[k].articles)}
+    new_files = [k for k in parsed if k not in old]
+    warnings = [w for _, ws in parsed.values() for w in ws]
+    if not removed and not changed and not new_files:
+        return Scan(files, None, warnings=warnings, read=read)
+    if not removed and not changed and old and store_has_articles:
+        fresh = [a for k in new_files for a in parsed[k][0]]
+        known_ids = {t[0] for r in old.values() for t in r.articles}
+        known_texts = {t[2] for r in old.values() for t in r.articles}
+        if not any(a.id in known_ids or _text_hash(a) in known_texts for a in fresh):
+            return Scan(files, dedupe(fresh), partial=True, warnings=warnings, read=read)
+    # Everything, in the order `ingest` reads it.
+    found: list[Article] = []
+    warnings = []
+    for p in paths:
+        key = str(p.resolve())
+        if key not in parsed:
+            try:
+                st, data = p.stat(), p.read_bytes()
+            except OSError:
+                parsed[key] = parse_bundle(p)
+            else:
+                read += 1
+                parsed[key] = parse_bundle(p, data)
+                files[key] = _record(key, st, hashlib.sha256(data).hexdigest(), parsed[key][0])
+        found.extend(parsed[key][0])
+        warnings.extend(parsed[key][1])
+    return Scan(files, dedupe(found), warnings=warnings, read=read)
+
+
 def build_index(
     settings: Settings,
     scrapes: Path | None = None,
@@ -94,19 +203,51 @@ def build_index(
     embedder: Any = None,
     export_query_model: bool = True,
 ) -> IndexReport:
-    """Bring the index at `index_dir` up to date with the scrapes; returns what changed."""
+    """Bring the index at `index_dir` up to date with the scrapes; returns what changed.
+
+    Work follows the change: unchanged bundle files are not read (see `scan_scrapes`), and
+    the embedder is loaded only when some article needs embedding.
+    """
     t0 = time.perf_counter()
     scrapes = scrapes or settings.paths.scrapes
     index_dir = index_dir or settings.paths.index
     if not scrapes.exists():
         raise RagError(f"{scrapes}: scrapes path not found")
-    result = ingest(scrapes)
-    crash_point("ingested")
-    report = index_articles(
-        result.articles, settings, index_dir, rebuild, progress, embedder, t0, export_query_model
-    )
-    report.warnings = [str(w) for w in result.warnings]
+    store = open_store(index_dir, create=True, settings=settings.store)
+    try:
+        with _writable(index_dir), store.writing():
+            old = store.manifest()
+            same = (
+                old is not None
+                and not rebuild
+                and all(old.get(k) == identity(settings)[k] for k in IDENTITY_KEYS)
+            )
+            scan = scan_scrapes(scrapes, store.files() if same else {}, old is not None)
+            if scan.articles is None and not scan.files:
+                raise RagError(f"no articles found in {scrapes}; the index is unchanged")
+            if scan.articles is not None and not scan.articles and not scan.partial:
+                # Never an empty index over a full one: an empty folder is far likelier a wrong path.
+                raise RagError(f"no articles found in {scrapes}; the index is unchanged")
+            crash_point("ingested")
+            report = _update(store, scan, settings, rebuild, progress, embedder, t0, export_query_model)
+    finally:
+        store.close()
+    report.warnings = [str(w) for w in scan.warnings]
+    report.files_read = scan.read
+    report.seconds = round(time.perf_counter() - t0, 3)
     return report
+
+
+@contextmanager
+def _writable(index_dir: Path) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, sqlite3.Error) as e:
+        # A full disk or a read-only folder: the previous generation is untouched.
+        reason = getattr(e, "strerror", None) or str(e)
+        raise RagError(
+            f"{index_dir}: cannot write the index ({reason}); the previous index is intact"
+        ) from None
 
 
 def index_articles(
@@ -121,112 +262,143 @@ def index_articles(
 ) -> IndexReport:
     """Make the index at `index_dir` hold exactly `articles`, embedding only what changed."""
     t0 = time.perf_counter() if t0 is None else t0
-    report = IndexReport()
     store = open_store(index_dir, create=True, settings=settings.store)
     try:
-        with store.writing():
-            old = store.manifest()
-            want = identity(settings)
-            if old is not None and not rebuild:
-                for key in IDENTITY_KEYS:
-                    if old.get(key) != want[key]:
-                        rebuild = True
-                        report.rebuild_reason = (
-                            f"the index was built with another {key} ({old.get(key)}); rebuilt fully"
-                        )
-                        break
-            if rebuild and old is not None and not report.rebuild_reason:
-                report.rebuild_reason = "--rebuild"
-            report.rebuilt = rebuild or old is None
-            stored = {a.article_id: a for a in store.articles()} if old is not None else {}
-            known = {} if rebuild else stored
-
-            current = {a.id: a for a in articles}
-            todo: list[Article] = []
-            kept_chunks = 0  # chunks of unchanged articles, which stay as they are
-            for a in articles:
-                prev = known.get(a.id)
-                if prev is None:
-                    report.added += 1
-                    todo.append(a)
-                elif prev.content_hash != a.content_hash:
-                    report.updated += 1
-                    todo.append(a)
-                else:
-                    report.unchanged += 1
-                    kept_chunks += prev.chunks
-            gone = [aid for aid in known if aid not in current]
-            report.removed = len(gone)
-
-            chunk_lists = chunk_articles(todo, settings)
-            texts = [c.embed_text for chunks in chunk_lists for c in chunks]
-            if texts:
-                if embedder is None:
-                    embedder = _torch_embedder(settings)
-                vecs = embedder.embed(
-                    texts, progress=(lambda d, t: progress("embedding", d, t)) if progress else None
-                )
-            else:
-                vecs = np.zeros((0, DIMENSION), dtype=np.float32)
-            report.embedded_chunks = len(texts)
-            crash_point("embedded")
-
-            changes = Changes(removed=[*gone, *(a.id for a in todo if a.id in known)])
-            if rebuild:
-                changes.removed = list(stored)
-            pos = 0
-            for a, chunks in zip(todo, chunk_lists, strict=True):
-                changes.added.append((a, chunks, vecs[pos : pos + len(chunks)]))
-                pos += len(chunks)
-
-            report.articles = len(articles)
-            report.chunks = len(texts) + kept_chunks
-            report.index_kind = choose_kind(settings, report.chunks)
-            changed = bool(changes.added or changes.removed) or old is None
-            if changed or report.index_kind != (old or {}).get("index_kind"):
-                manifest = {
-                    **want,
-                    "rag_version": rag.__version__,
-                    "index_kind": report.index_kind,
-                    "corpus_hash": corpus_hash(a.content_hash for a in articles),
-                    "counts": {"articles": report.articles, "chunks": report.chunks},
-                    "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "build_seconds": round(time.perf_counter() - t0, 3),
-                    "query_embedder": QUERY_MODEL_FILE,
-                }
-                store.commit(changes, manifest)
-            if export_query_model:
-                ensure_query_model(store.path, embedder, settings)
-            report.generation = int((store.manifest() or {}).get("generation", 0))
-    except (OSError, sqlite3.Error) as e:
-        # A full disk or a read-only folder: the previous generation is untouched.
-        reason = getattr(e, "strerror", None) or str(e)
-        raise RagError(
-            f"{index_dir}: cannot write the index ({reason}); the previous index is intact"
-        ) from None
+        with _writable(index_dir), store.writing():
+            scan = Scan(files=store.files(), articles=articles)
+            report = _update(store, scan, settings, rebuild, progress, embedder, t0, export_query_model)
     finally:
         store.close()
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
 
 
-def _torch_embedder(settings: Settings) -> Any:
-    from rag.embed import TorchEmbedder
+def _update(
+    store: Any,
+    scan: Scan,
+    settings: Settings,
+    rebuild: bool,
+    progress: ProgressFn | None,
+    embedder: Any,
+    t0: float,
+    export_query_model: bool,
+) -> IndexReport:
+    """Write one generation holding `scan`'s articles (or, when partial, adding them)."""
+    report = IndexReport()
+    old = store.manifest()
+    want = identity(settings)
+    if old is not None and not rebuild:
+        for key in IDENTITY_KEYS:
+            if old.get(key) != want[key]:
+                rebuild = True
+                report.rebuild_reason = (
+                    f"the index was built with another {key} ({old.get(key)}); rebuilt fully"
+                )
+                break
+    if rebuild and old is not None and not report.rebuild_reason:
+        report.rebuild_reason = "--rebuild"
+    report.rebuilt = rebuild or old is None
+    if scan.articles is None:
+        # No article can have changed: at most the file records did.
+        assert old is not None and not rebuild
+        counts = old.get("counts", {})
+        report.articles = report.unchanged = int(counts.get("articles", 0))
+        report.chunks = int(counts.get("chunks", 0))
+        report.index_kind = str(old.get("index_kind", "flat"))
+        if report.index_kind == choose_kind(settings, report.chunks):
+            if scan.files != store.files():
+                store.commit(Changes(files=scan.files), {**old, "built_at": _now()})
+            report.generation = int((store.manifest() or {}).get("generation", 0))
+            return report
+        scan = Scan(files=scan.files, articles=[], partial=True)  # only the index kind changes
+    stored = {a.article_id: a for a in store.articles()} if old is not None else {}
+    known = {} if rebuild else stored
+    articles = scan.articles or []
 
-    return TorchEmbedder(batch_size=settings.embed.batch_size)
+    current = {a.id: a for a in articles}
+    todo: list[Article] = []
+    kept_chunks = 0  # chunks of unchanged articles, which stay as they are
+    hashes = [a.content_hash for a in articles]
+    for a in articles:
+        prev = known.get(a.id)
+        if prev is None:
+            report.added += 1
+            todo.append(a)
+        elif prev.content_hash != a.content_hash:
+            report.updated += 1
+            todo.append(a)
+        else:
+            report.unchanged += 1
+            kept_chunks += prev.chunks
+    if scan.partial:
+        # Everything stored stays; `articles` only adds to it.
+        gone: list[str] = []
+        rest = [a for aid, a in known.items() if aid not in current]
+        report.unchanged += len(rest)
+        kept_chunks += sum(a.chunks for a in rest)
+        hashes += [a.content_hash for a in rest]
+        report.articles = len(articles) + len(rest)
+    else:
+        gone = [aid for aid in known if aid not in current]
+        report.articles = len(articles)
+    report.removed = len(gone)
+
+    chunk_lists = chunk_articles(todo, settings)
+    texts = [c.embed_text for chunks in chunk_lists for c in chunks]
+    if texts:
+        if embedder is None:
+            embedder = _onnx_embedder(settings)
+        vecs = embedder.embed(
+            texts, progress=(lambda d, t: progress("embedding", d, t)) if progress else None
+        )
+    else:
+        vecs = np.zeros((0, DIMENSION), dtype=np.float32)
+    report.embedded_chunks = len(texts)
+    crash_point("embedded")
+
+    changes = Changes(removed=[*gone, *(a.id for a in todo if a.id in known)], files=scan.files)
+    if rebuild:
+        changes.removed = list(stored)
+    pos = 0
+    for a, chunks in zip(todo, chunk_lists, strict=True):
+        changes.added.append((a, chunks, vecs[pos : pos + len(chunks)]))
+        pos += len(chunks)
+
+    report.chunks = len(texts) + kept_chunks
+    report.index_kind = choose_kind(settings, report.chunks)
+    changed = bool(changes.added or changes.removed) or old is None
+    if changed or report.index_kind != (old or {}).get("index_kind") or scan.files != store.files():
+        manifest = {
+            **want,
+            "rag_version": rag.__version__,
+            "index_kind": report.index_kind,
+            "corpus_hash": corpus_hash(hashes),
+            "counts": {"articles": report.articles, "chunks": report.chunks},
+            "built_at": _now(),
+            "build_seconds": round(time.perf_counter() - t0, 3),
+            "query_embedder": query_model_name(settings.embed.precision),
+        }
+        store.commit(changes, manifest)
+        # The per-index ONNX copy older versions kept; queries now load the shared cached graph.
+        (Path(store.path) / QUERY_MODEL_FILE).unlink(missing_ok=True)
+    if export_query_model and (embedder is None or hasattr(embedder, "session")):
+        # The graph queries will load (a no-op when it is cached already).
+        from rag.onnx_model import ensure_model
+
+        ensure_model(model_dir(), MODEL_NAME, settings.embed.precision)
+    report.generation = int((store.manifest() or {}).get("generation", 0))
+    return report
 
 
-def ensure_query_model(index_dir: Path, embedder: Any, settings: Settings) -> None:
-    """Keep an ONNX copy of the embedder beside the index, for torch-free queries."""
-    path = index_dir / QUERY_MODEL_FILE
-    index_dir.mkdir(parents=True, exist_ok=True)
-    if path.exists() or (embedder is not None and not hasattr(embedder, "export_onnx")):
-        return  # an embedder without an ONNX form (a test fake): queries use it directly
-    from rag.embed import TorchEmbedder
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
-    if embedder is None:
-        embedder = TorchEmbedder(batch_size=settings.embed.batch_size)
-    embedder.export_onnx(path)
+
+def _onnx_embedder(settings: Settings) -> Any:
+    from rag.embed import onnx_embedder
+
+    e = settings.embed
+    return onnx_embedder(e.precision, batch_size=e.batch_size, threads=e.threads)
 
 
 def copy_index(source: Any, target: Any) -> IndexReport:
@@ -291,11 +463,5 @@ def copy_index(source: Any, target: Any) -> IndexReport:
             changes, {**keep, "counts": counts, "corpus_hash": corpus, "copied_from": str(source.path)}
         )
         report.generation = int((target.manifest() or {}).get("generation", 0))
-    src_model = source.path / QUERY_MODEL_FILE
-    if src_model.exists() and not (target.path / QUERY_MODEL_FILE).exists():
-        import shutil
-
-        target.path.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src_model, target.path / QUERY_MODEL_FILE)
     report.seconds = round(time.perf_counter() - t0, 3)
     return report

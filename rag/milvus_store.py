@@ -31,6 +31,7 @@ import re
 import socket
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -39,7 +40,18 @@ import numpy as np
 
 from rag.chunk import byline
 from rag.errors import IndexCorrupt, IndexMissing, RagError
-from rag.store import SCHEMA_VERSION, ArticleInfo, Changes, Filters, StoredChunk, crash_point, query_words
+from rag.store import (
+    SCHEMA_VERSION,
+    ArticleInfo,
+    Changes,
+    FileRecord,
+    Filters,
+    StoredChunk,
+    crash_point,
+    query_words,
+    record_from_json,
+    record_to_json,
+)
 
 TOKEN_ENV = "RAG_MILVUS_TOKEN"
 INDEX_TYPES = ("AUTOINDEX", "HNSW", "FLAT")
@@ -774,6 +786,14 @@ class MilvusStore:
                 rows, crows = [], []
         self._insert(self._articles, rows)
         self._insert(self._chunks, crows)
+        files = changes.files if changes.files is not None else (self.files() if old else {})
+        self._insert(
+            self._meta,
+            [
+                {"key": f"files@{gen}@{i}", "kind": "files", "gen": gen, "body": body, "unused": [0.0, 0.0]}
+                for i, body in enumerate(_file_bodies(files))
+            ],
+        )
         # Seal what was written into segments: Milvus Lite searches rows still in its memtable
         # one by one in Python (minutes for SciFact's BM25), and a server persists them.
         for name in (self._chunks, self._articles, self._meta):
@@ -802,6 +822,20 @@ class MilvusStore:
             time.sleep(_SERVER_GRACE_SECONDS)
         self._cleanup(manifest)
         crash_point("cleaned-up")
+
+    def files(self) -> dict[str, FileRecord]:
+        m = self.manifest()
+        if m is None:
+            return {}
+        out: dict[str, FileRecord] = {}
+        for r in self._query(
+            self._meta, f'kind == "files" and gen == {int(m["generation"])}', ["key", "body"]
+        ):
+            for v in json.loads(r["body"]):
+                rec = record_from_json(v)
+                prev = out.get(rec.path)  # a record too big for one row is split by its articles
+                out[rec.path] = rec if prev is None else replace(prev, articles=prev.articles + rec.articles)
+        return out
 
     def _wait_indexed(self, limit: float = 600.0) -> None:
         """Wait until the server has indexed the new vectors (it does so in the background), so
@@ -847,3 +881,35 @@ def _pid_alive(pid: int) -> bool:
 def _reason(e: Exception) -> str:
     msg = getattr(e, "message", None) or str(e) or type(e).__name__
     return redact(str(msg).strip().splitlines()[0])[:300]
+
+
+def _file_bodies(files: dict[str, FileRecord]) -> list[str]:
+    """File records as JSON lists of at most 64 KB each (a VARCHAR); a record with more articles
+    than fit is split into parts that `files()` joins again."""
+    budget = _TEXT_MAX - 1024
+    items: list[list[Any]] = []
+    for r in files.values():
+        v = record_to_json(r)
+        if len(json.dumps(v)) <= budget:
+            items.append(v)
+            continue
+        part: list[Any] = []
+        for a in v[4]:
+            if part and len(json.dumps([*v[:4], [*part, a]])) > budget:
+                items.append([*v[:4], part])
+                part = []
+            part.append(a)
+        items.append([*v[:4], part])
+    bodies: list[str] = []
+    cur: list[list[Any]] = []
+    size = 2
+    for v in items:
+        n = len(json.dumps(v)) + 2
+        if cur and size + n > budget:
+            bodies.append(json.dumps(cur))
+            cur, size = [], 2
+        cur.append(v)
+        size += n
+    if cur:
+        bodies.append(json.dumps(cur))
+    return bodies

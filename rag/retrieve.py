@@ -1,7 +1,7 @@
 """Rank chunks for a query: dense (FAISS), lexical (BM25) or both fused by reciprocal rank.
 
 Only the store interface is used here, so the same retrieval runs on any backend. The query
-embedder is the ONNX copy kept beside the index: no torch on the query path.
+embedder is the ONNX graph from the shared model cache: no torch on the query path.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ class Hit:
 
 
 def load_query_embedder(index_dir: Path, manifest: dict[str, Any] | None) -> Any:
-    """The ONNX embedder saved with the index, or sentence-transformers when there is none.
+    """The ONNX embedder that made the index's vectors, from the shared per-user model cache.
 
-    An index whose vectors came from another embedder is refused: its vectors and ours would
-    not be comparable.
+    An index whose vectors came from another model (name, dimension or weights) is refused: its
+    vectors and ours would not be comparable. Indexes built before the cache existed keep the
+    ONNX file beside them, which is still read.
     """
-    from rag.embed import DIMENSION, MODEL_NAME
+    from rag.embed import DIMENSION, MODEL_NAME, model_dir, onnx_embedder
 
     built = (manifest or {}).get("embedder", {})
     if built and (built.get("name"), built.get("dimension")) != (MODEL_NAME, DIMENSION):
@@ -43,14 +44,21 @@ def load_query_embedder(index_dir: Path, manifest: dict[str, Any] | None) -> Any
             f"{index_dir}: built with embedder {built.get('name')} ({built.get('dimension')} dims), "
             f"this rag queries with {MODEL_NAME}; run `rag index --rebuild`"
         )
+    if "weights" in built:
+        from rag.onnx_model import weights_digest
+
+        if built["weights"] != weights_digest(model_dir()):
+            raise IndexCorrupt(
+                f"{index_dir}: built with other {MODEL_NAME} weights ({built['weights']}) than the "
+                "installed ones; run `rag index --rebuild`"
+            )
+        return onnx_embedder(str(built.get("precision", "fp32")))
     name = (manifest or {}).get("query_embedder")
     if name and (index_dir / name).exists():
         from rag.embed import OnnxEmbedder
 
         return OnnxEmbedder(index_dir / name, threads=0)
-    from rag.embed import TorchEmbedder
-
-    return TorchEmbedder()
+    return onnx_embedder("fp32")
 
 
 def rrf_fuse(

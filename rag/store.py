@@ -72,13 +72,29 @@ class ArticleInfo:
     author: str | None = None
 
 
+@dataclass(frozen=True)
+class FileRecord:
+    """A scrape bundle file as the last build read it: a file whose size and modification time
+    are unchanged is not read again; one whose content hash is unchanged is not parsed again."""
+
+    path: str  # absolute
+    size: int
+    mtime_ns: int
+    sha256: str
+    # (article id, content hash, text hash) of every article parsed from the file, duplicates
+    # included: enough to tell whether a new file can be added without re-reading the others.
+    articles: tuple[tuple[str, str, str], ...] = ()
+
+
 @dataclass
 class Changes:
     """One generation's worth of writes: articles (re)added with their chunks and vectors, and
-    ids of articles to remove (removed, or superseded by a re-scrape)."""
+    ids of articles to remove (removed, or superseded by a re-scrape); `files`, when given,
+    replaces the bundle file records (None keeps the previous generation's)."""
 
     added: list[tuple[Article, list[Chunk], np.ndarray]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    files: dict[str, FileRecord] | None = None
 
 
 class Store(Protocol):
@@ -99,6 +115,10 @@ class Store(Protocol):
         ...
 
     def chunk_count(self) -> int: ...
+
+    def files(self) -> dict[str, FileRecord]:
+        """The bundle file records of the visible generation, by path ({} when none)."""
+        ...
 
     def search_dense(
         self, vector: np.ndarray, k: int, filters: Filters | None = None
@@ -142,6 +162,14 @@ def query_words(text: str) -> list[str]:
     words = re.findall(r"\w+", text.lower())
     kept = [w for w in words if w not in STOPWORDS] or words
     return list(dict.fromkeys(kept))
+
+
+def record_to_json(r: FileRecord) -> list[Any]:
+    return [r.path, r.size, r.mtime_ns, r.sha256, [list(a) for a in r.articles]]
+
+
+def record_from_json(v: list[Any]) -> FileRecord:
+    return FileRecord(str(v[0]), int(v[1]), int(v[2]), str(v[3]), tuple(tuple(a) for a in v[4]))
 
 
 def crash_point(name: str) -> None:

@@ -3,12 +3,14 @@ loaded once per session for integration tests (offline loading is part of what w
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The shared ONNX model cache lives in a temp dir per test session, never in the user's home: the
+# first build writes the graph there (a few seconds), as a new user's first `rag index` does.
+os.environ["XDG_CACHE_HOME"] = _CACHE = tempfile.mkdtemp(prefix="rag-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "data" / "scrapes" / "000_6d7d6aa2d5092b1c.txt"
@@ -92,18 +98,27 @@ def settings():
 
 @pytest.fixture(scope="session")
 def torch_embedder():
+    """sentence-transformers, the reference the ONNX graph is checked against."""
     from rag.embed import TorchEmbedder
 
     return TorchEmbedder()
 
 
 @pytest.fixture(scope="session")
-def real_index(tmp_path_factory, settings, torch_embedder) -> Path:
-    """The shipped corpus indexed with the real embedder, ONNX query model included."""
+def onnx_embedder():
+    """The embedder `rag index` and `rag search` use: the torch-free ONNX graph."""
+    from rag.embed import onnx_embedder
+
+    return onnx_embedder()
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory, settings, onnx_embedder) -> Path:
+    """The shipped corpus indexed with the real embedder, as `rag index` builds it."""
     from rag.index import build_index
 
     path = tmp_path_factory.mktemp("idx") / "default"
-    build_index(settings, SEED.parent, path, embedder=torch_embedder)
+    build_index(settings, SEED.parent, path, embedder=onnx_embedder)
     return path
 
 

@@ -84,7 +84,7 @@ def test_sentences_without_support_fall_back_to_extractive(answerer, monkeypatch
     assert {c.url for c in ans.citations} == {STATS}
 
 
-def test_injected_instructions_do_not_take_over(tmp_path, settings, torch_embedder, llm_works):
+def test_injected_instructions_do_not_take_over(tmp_path, settings, onnx_embedder, llm_works):
     from rag.index import build_index
     from rag.retrieve import Retriever
     from rag.store import open_store
@@ -93,8 +93,8 @@ def test_injected_instructions_do_not_take_over(tmp_path, settings, torch_embedd
     scrapes.mkdir()
     (scrapes / "seed.md").write_text(SEED.read_text(encoding="utf-8"))
     (scrapes / "kitchen.md").write_text(INJECTION)
-    build_index(settings, scrapes, tmp_path / "idx", embedder=torch_embedder, export_query_model=False)
-    r = Retriever(open_store(tmp_path / "idx"), settings.retrieve, embedder=torch_embedder)
+    build_index(settings, scrapes, tmp_path / "idx", embedder=onnx_embedder, export_query_model=False)
+    r = Retriever(open_store(tmp_path / "idx"), settings.retrieve, embedder=onnx_embedder)
     a = Answerer(r, settings.answer, settings.llm)
     for q, mode in [
         ("How long does banana bread bake?", "llm"),

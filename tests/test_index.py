@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -14,6 +15,8 @@ from rag.index import build_index
 from rag.ingest import ingest
 from rag.store import Filters, open_store
 
+from .conftest import FakeEmbedder, run_rag
+
 
 def _articles_of(text: str) -> list[str]:
     """Each article block (from its `## Publication` to the end of its repeat) of a bundle."""
@@ -21,9 +24,9 @@ def _articles_of(text: str) -> list[str]:
     return [text[s:e] for s, e in zip(starts, [*starts[1:], len(text)], strict=True)]
 
 
-def test_incremental_update_embeds_only_new_and_changed(tmp_path, scrapes, bundles, settings, torch_embedder):
+def test_incremental_update_embeds_only_new_and_changed(tmp_path, scrapes, bundles, settings, onnx_embedder):
     index = tmp_path / "index"
-    first = build_index(settings, scrapes, index, embedder=torch_embedder, export_query_model=False)
+    first = build_index(settings, scrapes, index, embedder=onnx_embedder, export_query_model=False)
     assert (first.articles, first.added, first.updated, first.removed) == (6, 6, 0, 0)
 
     new_article = _articles_of(bundles[2])[0]  # LLMs from scratch
@@ -36,7 +39,7 @@ def test_incremental_update_embeds_only_new_and_changed(tmp_path, scrapes, bundl
     )
     (scrapes / "003.md").write_text(new_article + changed + dup)
 
-    second = build_index(settings, scrapes, index, embedder=torch_embedder, export_query_model=False)
+    second = build_index(settings, scrapes, index, embedder=onnx_embedder, export_query_model=False)
     assert (second.added, second.updated, second.removed, second.unchanged) == (1, 1, 0, 5)
     arts = {a.url: a for a in ingest(scrapes).articles}
     expect = sum(
@@ -145,8 +148,91 @@ def test_missing_and_corrupt_indexes_are_one_line_errors(tmp_path, real_index_co
 
 def test_manifest_records_what_shapes_the_vectors(real_index):
     m = json.loads((real_index / "manifest.json").read_text())
-    assert m["embedder"] == {"name": "all-MiniLM-L6-v2", "dimension": 384, "normalized": True}
+    from rag.embed import model_dir
+    from rag.onnx_model import weights_digest
+
+    assert m["embedder"] == {
+        "name": "all-MiniLM-L6-v2",
+        "dimension": 384,
+        "normalized": True,
+        "precision": "fp32",
+        "weights": weights_digest(model_dir()),
+    }
+    assert (
+        m["query_embedder"].startswith("all-MiniLM-L6-v2-fp32-")
+        and not (real_index / m["query_embedder"]).exists()
+    )
     assert m["chunker"]["max_tokens"] == 256 and m["cleaner"]["version"]
     assert m["counts"]["articles"] == 11 and m["index_kind"] == "flat"
     assert len(m["corpus_hash"]) == 16 and "articles" not in m  # articles live in the store, not here
     assert all(len(a.content_hash) == 32 for a in open_store(real_index).articles())
+
+
+def test_unchanged_or_touched_files_are_not_parsed_and_load_no_embedder(tmp_path, scrapes, settings):
+    class NoEmbedder:
+        def embed(self, texts, progress=None):
+            raise AssertionError("nothing should be embedded")
+
+    index = tmp_path / "index"
+    build_index(settings, scrapes, index, embedder=FakeEmbedder())
+    gen = json.loads((index / "manifest.json").read_text())["generation"]
+    again = build_index(settings, scrapes, index, embedder=NoEmbedder())
+    assert (again.files_read, again.unchanged, again.embedded_chunks) == (0, 6, 0)
+    assert json.loads((index / "manifest.json").read_text())["generation"] == gen
+    # Same bytes, new modification time: read and hashed, not parsed; the record is refreshed.
+    f = scrapes / "001.md"
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    touched = build_index(settings, scrapes, index, embedder=NoEmbedder())
+    assert (touched.files_read, touched.embedded_chunks) == (1, 0)
+    assert build_index(settings, scrapes, index, embedder=NoEmbedder()).files_read == 0
+
+
+def test_a_changed_file_with_the_same_articles_re_embeds_nothing(tmp_path, scrapes, bundles, settings):
+    index = tmp_path / "index"
+    build_index(settings, scrapes, index, embedder=FakeEmbedder())
+    # A re-save that changes bytes outside any article: the file is re-parsed, nothing else.
+    (scrapes / "002.md").write_text(bundles[1] + "\n\n")
+    fake = FakeEmbedder()
+    report = build_index(settings, scrapes, index, embedder=fake)
+    assert (report.files_read, report.embedded_chunks, report.unchanged, fake.calls) == (1, 0, 6, 0)
+
+
+def test_removed_file_removes_its_articles(tmp_path, scrapes, settings):
+    index = tmp_path / "index"
+    build_index(settings, scrapes, index, embedder=FakeEmbedder())
+    (scrapes / "002.md").unlink()
+    report = build_index(settings, scrapes, index, embedder=FakeEmbedder())
+    assert report.removed > 0 and report.articles == 6 - report.removed
+
+
+def test_an_empty_folder_says_so_and_keeps_the_index(tmp_path, scrapes, settings):
+    index = tmp_path / "index"
+    build_index(settings, scrapes, index, embedder=FakeEmbedder())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RagError, match=f"^no articles found in {re.escape(str(empty))}"):
+        build_index(settings, empty, index, embedder=FakeEmbedder())
+    assert open_store(index).manifest()["counts"]["articles"] == 6
+
+
+def test_empty_folder_from_the_cli_is_one_line_without_loading_the_embedder(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run_rag("index", "--scrapes", str(empty), "--index", str(tmp_path / "idx"))
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [f"error: no articles found in {empty}; the index is unchanged"]
+
+
+def test_an_index_from_before_the_model_cache_is_rebuilt_once(tmp_path, scrapes, settings):
+    index = tmp_path / "index"
+    build_index(settings, scrapes, index, embedder=FakeEmbedder())
+    path = index / "manifest.json"
+    m = json.loads(path.read_text())
+    m["embedder"] = {"name": "all-MiniLM-L6-v2", "dimension": 384, "normalized": True}  # no precision
+    m["query_embedder"] = "query-embedder.onnx"
+    path.write_text(json.dumps(m))
+    (index / "query-embedder.onnx").write_bytes(b"old copy")
+    report = build_index(settings, scrapes, index, embedder=FakeEmbedder())
+    assert report.rebuilt and "another embedder" in report.rebuild_reason
+    assert not (index / "query-embedder.onnx").exists()
+    assert build_index(settings, scrapes, index, embedder=FakeEmbedder()).files_read == 0

@@ -437,3 +437,46 @@ def test_vectors_round_trip_exactly(built):
     ids = [c.chunk_id for c in built.all_chunks()][:7]
     vecs = built.vectors(ids)
     assert vecs.shape == (7, 384) and np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------ bundle file records
+
+
+def test_file_records_round_trip_and_follow_the_generation(tmp_path, scrapes, settings, backend):
+    from rag.store import Changes, FileRecord, open_store
+
+    index = tmp_path / "index"
+    _build(settings, backend, scrapes, index)
+    store = open_store(index, settings=backend)
+    first = store.files()
+    assert sorted(first) == sorted(str(p.resolve()) for p in scrapes.iterdir())
+    rec = first[str((scrapes / "001.md").resolve())]
+    assert rec.size == (scrapes / "001.md").stat().st_size and len(rec.sha256) == 64
+    assert len(rec.articles) >= 3 and all(len(t) == 3 for t in rec.articles)
+    # A record too large for one Milvus row (64 KB) comes back whole.
+    big = FileRecord("/x/big.md", 1, 2, "f" * 64, tuple((f"id{i}", "h" * 32, "t" * 16) for i in range(3000)))
+    with store.writing():
+        m = store.manifest()
+        store.commit(Changes(files={**first, big.path: big}), m)
+    assert store.files() == {**first, big.path: big}
+    with store.writing():  # files=None keeps the previous generation's records
+        store.commit(Changes(), store.manifest())
+    assert store.files() == {**first, big.path: big}
+    with store.writing():
+        store.commit(Changes(files={}), store.manifest())
+    assert store.files() == {}
+    store.close()
+
+
+def test_a_new_file_reads_only_that_file_in_every_store(tmp_path, scrapes, bundles, settings, backend):
+    index = tmp_path / "index"
+    first = _build(settings, backend, scrapes, index)
+    assert first.files_read == 2
+    again = _build(settings, backend, scrapes, index)
+    assert (again.files_read, again.embedded_chunks, again.unchanged) == (0, 0, 6)
+    (scrapes / "003.md").write_text(bundles[2])
+    third = _build(settings, backend, scrapes, index)
+    assert third.files_read == 1 and third.removed == third.updated == 0
+    assert third.added == third.articles - 6 > 0
+    full = _build(settings, backend, scrapes, tmp_path / "fresh")
+    assert _counts(full)[:2] == _counts(third)[:2]

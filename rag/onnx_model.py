@@ -1,0 +1,322 @@
+"""The embedder as an ONNX graph, written from its safetensors weights without torch.
+
+all-MiniLM-L6-v2 is a 6-layer BERT encoder followed by mean pooling. This module reads the packaged
+`model.safetensors` with numpy and writes the same computation as an ONNX graph (opset 17): token
+and position embeddings, LayerNorm, then per layer multi-head self-attention with the padding mask
+as an additive bias, exact (erf) GELU feed-forward, residuals and LayerNorm; finally mean pooling
+over the real tokens. Inputs are `input_ids` and `attention_mask` ([batch, seq] int64), the output
+is `sentence_embedding` ([batch, hidden], not yet L2-normalised).
+
+The file is written once per model and precision into a per-user cache
+(`$XDG_CACHE_HOME/rag/models`, or `~/.cache/rag/models`), named after a hash of the weights, the
+config and GRAPH_VERSION, so every index on the machine shares one copy and a change of any of
+them gives a new file. tests/test_embed.py checks it against sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.errors import RagError
+
+GRAPH_VERSION = 1  # bump when the graph written below changes
+PRECISIONS = ("fp32", "int8")
+_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a .safetensors file: an 8-byte little-endian header length, a JSON header
+    mapping names to dtype, shape and [start, end) byte offsets, then the raw little-endian data."""
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise RagError(f"{path}: not a safetensors file (too short)")
+    (n,) = struct.unpack("<Q", data[:8])
+    try:
+        header = json.loads(data[8 : 8 + n])
+    except (ValueError, UnicodeDecodeError):
+        raise RagError(f"{path}: not a safetensors file (unreadable header)") from None
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _DTYPES.get(info["dtype"])
+        if dtype is None:
+            raise RagError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
+        start, end = info["data_offsets"]
+        arr = np.frombuffer(
+            data,
+            dtype=np.dtype(dtype).newbyteorder("<"),
+            count=(end - start) // np.dtype(dtype).itemsize,
+            offset=base + start,
+        )
+        out[name] = arr.reshape(info["shape"]).astype(dtype, copy=False)
+    return out
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "rag" / "models"
+
+
+def weights_digest(model_dir: Path) -> str:
+    """sha256 (16 hex) of the weights and config; remembered per (path, size, mtime) so that a
+    cold search does not re-read 90 MB to find its model file."""
+    weights = model_dir / "model.safetensors"
+    config = model_dir / "config.json"
+    st, sc = weights.stat(), config.stat()
+    key = f"{weights.resolve()}|{st.st_size}|{st.st_mtime_ns}|{sc.st_size}|{sc.st_mtime_ns}"
+    memo_path = cache_dir() / "digests.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if isinstance(memo, dict) and isinstance(memo.get(key), str):
+        return memo[key]
+    h = hashlib.sha256()
+    with weights.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    h.update(config.read_bytes())
+    digest = h.hexdigest()[:16]
+    memo = memo if isinstance(memo, dict) else {}
+    memo[key] = digest
+    try:
+        _atomic_write(memo_path, json.dumps(memo, indent=1).encode())
+    except OSError:
+        pass  # a read-only cache only costs the hash next time
+    return digest
+
+
+def model_file_name(model_name: str, precision: str, digest: str) -> str:
+    return f"{model_name}-{precision}-{digest}-g{GRAPH_VERSION}.onnx"
+
+
+def ensure_model(model_dir: Path, model_name: str, precision: str = "fp32") -> Path:
+    """Path of the cached ONNX graph for this model and precision, writing it first if missing.
+
+    The weights go in a `.data` file beside the graph (ONNX external data), which onnxruntime
+    loads in about half the time of one 90 MB protobuf: that is most of a cold search's start.
+    """
+    if precision not in PRECISIONS:
+        raise RagError(f"embed.precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    digest = weights_digest(model_dir)
+    path = cache_dir() / model_file_name(model_name, precision, digest)
+    if path.exists():
+        return path
+    fp32 = cache_dir() / model_file_name(model_name, "fp32", digest)
+    try:
+        if not fp32.exists():
+            model = build_graph(model_dir)
+            with _staging(fp32.parent) as tmp:
+                _save(model, tmp / fp32.name)
+        if precision == "int8":
+            with _staging(path.parent) as tmp:
+                _quantise(fp32, tmp / path.name)
+    except OSError as e:
+        raise RagError(f"{cache_dir()}: cannot write the embedder's ONNX model ({e.strerror or e})") from None
+    return path
+
+
+@contextmanager
+def _staging(target: Path) -> Iterator[Path]:
+    """A temp folder inside `target` whose files are moved into `target` on success, the graph
+    (.onnx) last, so that a graph in the cache always has its weights beside it."""
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target, prefix=".staging-"))
+    try:
+        yield tmp
+        files = sorted(tmp.iterdir(), key=lambda f: f.suffix == ".onnx")
+        for f in files:
+            f.chmod(0o644)
+            os.replace(f, target / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _save(model: Any, path: Path) -> None:
+    import onnx
+
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=path.name + ".data",
+        size_threshold=1024,
+    )
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _quantise(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantisation of the matrix products (weights int8, activations per batch)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs advice on the root logger; we stay silent
+    try:
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            use_external_data_format=True,
+        )
+    finally:
+        root.setLevel(level)
+
+
+def build_graph(model_dir: Path) -> Any:  # -> onnx.ModelProto
+    """The BERT encoder plus mean pooling, as an ONNX model holding the weights."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    cfg = json.loads((model_dir / "config.json").read_text())
+    if cfg.get("model_type") != "bert" or cfg.get("position_embedding_type", "absolute") != "absolute":
+        raise RagError(f"{model_dir}/config.json: only BERT encoders with absolute positions are supported")
+    if cfg.get("hidden_act") != "gelu":
+        raise RagError(f"{model_dir}/config.json: hidden_act {cfg.get('hidden_act')!r} is not supported")
+    w = read_safetensors(model_dir / "model.safetensors")
+    w = {k.removeprefix("bert."): v for k, v in w.items()}
+    hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
+    head_dim, eps = hidden // heads, float(cfg["layer_norm_eps"])
+
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    counter = [0]
+
+    def const(name: str, arr: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def node(op: str, inputs: list[str], **attrs: Any) -> str:
+        counter[0] += 1
+        out = f"{op.lower()}_{counter[0]}"
+        nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def linear(x: str, prefix: str, weight: np.ndarray, bias: np.ndarray) -> str:
+        # torch stores Linear weights as [out, in]; x @ W^T + b.
+        y = node("MatMul", [x, const(prefix + ".W", weight.T.astype(np.float32))])
+        return node("Add", [y, const(prefix + ".b", bias.astype(np.float32))])
+
+    def layer_norm(x: str, prefix: str) -> str:
+        return node(
+            "LayerNormalization",
+            [x, const(prefix + ".g", w[prefix + ".weight"]), const(prefix + ".beta", w[prefix + ".bias"])],
+            axis=-1,
+            epsilon=eps,
+        )
+
+    # Embeddings. Token types are always 0 for single sentences: that row is folded into positions.
+    word = node("Gather", [const("word_embeddings", w["embeddings.word_embeddings.weight"]), "input_ids"])
+    pos_table = w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
+    seq_len = node("Shape", ["input_ids"], start=1, end=2)  # 1-D [S]
+    pos_table = const("position_embeddings", pos_table.astype(np.float32))
+    pos = node(
+        "Slice",
+        [pos_table, const("zero", np.array([0], np.int64)), seq_len, const("axis0", np.array([0], np.int64))],
+    )
+    x = layer_norm(node("Add", [word, pos]), "embeddings.LayerNorm")
+
+    # Padding mask as an additive bias on attention scores: 0 for tokens, -10000 for padding.
+    maskf = node("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+    bias = node(
+        "Mul",
+        [
+            node("Sub", [const("onef", np.array(1.0, np.float32)), maskf]),
+            const("neg", np.array(-10000.0, np.float32)),
+        ],
+    )
+    bias = node("Unsqueeze", [bias, const("axes12", np.array([1, 2]))])  # [B, 1, 1, S]
+
+    split_heads = const("split_heads", np.array([0, 0, heads, head_dim], np.int64))
+    merge_heads = const("merge_heads", np.array([0, 0, hidden], np.int64))
+    scale = 1.0 / np.sqrt(head_dim)
+    for i in range(int(cfg["num_hidden_layers"])):
+        p = f"encoder.layer.{i}"
+        a = f"{p}.attention.self"
+        # One product for queries, keys and values; the 1/sqrt(d) score scale is folded into queries.
+        wqkv = np.concatenate([w[f"{a}.query.weight"] * scale, w[f"{a}.key.weight"], w[f"{a}.value.weight"]])
+        bqkv = np.concatenate([w[f"{a}.query.bias"] * scale, w[f"{a}.key.bias"], w[f"{a}.value.bias"]])
+        qkv = linear(x, f"{p}.qkv", wqkv, bqkv)
+        counter[0] += 1
+        q, k, v = (f"{p}.{t}" for t in "qkv")
+        nodes.append(
+            helper.make_node("Split", [qkv, const(f"{p}.split", np.array([hidden] * 3))], [q, k, v], axis=-1)
+        )
+        qh = node("Transpose", [node("Reshape", [q, split_heads])], perm=[0, 2, 1, 3])  # B,H,S,D
+        kh = node("Transpose", [node("Reshape", [k, split_heads])], perm=[0, 2, 3, 1])  # B,H,D,S
+        vh = node("Transpose", [node("Reshape", [v, split_heads])], perm=[0, 2, 1, 3])  # B,H,S,D
+        scores = node("Add", [node("MatMul", [qh, kh]), bias])
+        probs = node("Softmax", [scores], axis=-1)
+        ctx = node(
+            "Reshape", [node("Transpose", [node("MatMul", [probs, vh])], perm=[0, 2, 1, 3]), merge_heads]
+        )
+        o = f"{p}.attention.output"
+        attn = linear(ctx, o, w[f"{o}.dense.weight"], w[f"{o}.dense.bias"])
+        x = layer_norm(node("Add", [attn, x]), f"{o}.LayerNorm")
+        # Feed-forward with exact GELU: 0.5 * h * (1 + erf(h / sqrt(2))).
+        h = linear(
+            x, f"{p}.intermediate", w[f"{p}.intermediate.dense.weight"], w[f"{p}.intermediate.dense.bias"]
+        )
+        erf = node("Erf", [node("Mul", [h, const(f"{p}.rsqrt2", np.array(1 / np.sqrt(2), np.float32))])])
+        gelu = node(
+            "Mul",
+            [
+                node("Mul", [h, node("Add", [erf, const(f"{p}.onef", np.array(1.0, np.float32))])]),
+                const(f"{p}.half", np.array(0.5, np.float32)),
+            ],
+        )
+        ffn = linear(gelu, f"{p}.output", w[f"{p}.output.dense.weight"], w[f"{p}.output.dense.bias"])
+        x = layer_norm(node("Add", [ffn, x]), f"{p}.output.LayerNorm")
+
+    # Mean pooling over real tokens.
+    m3 = node("Unsqueeze", [maskf, const("axis2", np.array([2]))])  # B,S,1
+    summed = node("ReduceSum", [node("Mul", [x, m3]), const("axis1", np.array([1]))], keepdims=0)
+    count = node(
+        "Max",
+        [
+            node("ReduceSum", [m3, const("axis1b", np.array([1]))], keepdims=0),
+            const("tiny", np.array(1e-9, np.float32)),
+        ],
+    )
+    nodes.append(helper.make_node("Div", [summed, count], ["sentence_embedding"], name="pool"))
+
+    ints = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"])
+        for n in ("input_ids", "attention_mask")
+    ]
+    out = helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])
+    graph = helper.make_graph(nodes, "sentence_encoder", ints, [out], initializer=inits)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="rag.onnx_model"
+    )
+    model.ir_version = 8
+    return model
