@@ -528,15 +528,46 @@ def eval_(
         bool, typer.Option("--answers", help="Evaluate answers (llm and extractive) instead.")
     ] = False,
     modes: Annotated[str, typer.Option("--modes", help="Answer modes to compare.")] = "llm,extractive",
+    run_refs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[RUN]...",
+            help="With --compare: saved runs (names in eval/runs, or paths); 'current' is this run.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Save this run as eval/runs/NAME.json (default: a timestamp).")
+    ] = None,
+    trec_out: Annotated[
+        Path | None, typer.Option("--trec-out", help="Write TREC run and qrels files into this folder.")
+    ] = None,
+    compare_runs: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="Compare runs with paired tests: one RUN against this run, or several saved RUNs "
+            "against the first.",
+        ),
+    ] = False,
+    test: Annotated[
+        str, typer.Option("--test", help="Paired test for --compare, --check and --report: randomization or ttest.")
+    ] = "randomization",
     index_dir: IndexOpt = None,
     store: StoreOpt = None,
     uri: UriOpt = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Measure retrieval: nDCG@10 and friends, side by side for each retriever."""
+    """Measure retrieval: nDCG@10 and friends, side by side for each retriever.
+
+    A report ending in .html is one self-contained page with figures; any other --report is a
+    folder of report.json and report.md.
+    """
     from rag import evaluate as ev
     from rag.config import PROJECT_ROOT
+    from rag.evaluation import runs as evruns
+    from rag.evaluation.stats import TESTS
     from rag.retrieve import RETRIEVERS, Retriever
     from rag.store import open_store
 
@@ -548,6 +579,22 @@ def eval_(
     if answers:
         _eval_answers(settings, index_dir, questions, modes, report, as_json)
         return
+    runs_dir = PROJECT_ROOT / "eval" / "runs"
+    refs = list(run_refs or [])
+    if test not in TESTS:
+        raise RagError(f"--test: unknown test '{test}' (use {', '.join(TESTS)})")
+    if refs and not compare_runs:
+        raise RagError(f"unexpected argument '{refs[0]}': to compare saved runs, use rag eval --compare RUN ...")
+    if compare_runs and not refs:
+        raise RagError("--compare: name at least one saved run (a name in eval/runs, or a path)")
+    html = report is not None and report.suffix.lower() in (".html", ".htm")
+    if name:
+        evruns.run_path(name, runs_dir)  # a bad name fails before the evaluation, not after
+    if compare_runs and len(refs) > 1 and "current" not in refs:
+        _compare_saved(refs, runs_dir, test, report if html else None, as_json)
+        return
+    if html:
+        k = max(k, 20)  # recall@k up to 20; metrics at 10 are unchanged, they score the top 10
     if beir is not None:
         data = ev.load_beir(beir)
         typer.echo(f"BEIR {beir}: {len(data.corpus)} documents, {len(data.queries)} queries", err=True)
@@ -562,19 +609,20 @@ def eval_(
             open_store(index_dir or settings.paths.index, settings=settings.store), settings.retrieve
         )
         result = ev.run_dev_suite(r, qs, names, k=k)
-    if report:
+    record = _save_run(result, settings, name, runs_dir, beir, data if beir is not None else qs, questions)
+    if trec_out:
+        written = evruns.write_trec(record, trec_out)
+        typer.echo(f"TREC files: {len(written)} written to {trec_out}", err=True)
+    if report and not html:
         ev.write_report(result, report)
     if as_json:
-        slim = {
-            **result,
-            "retrievers": {
-                n: {kk: vv for kk, vv in v.items() if kk != "per_query"}
-                for n, v in result["retrievers"].items()
-            },
-        }
-        typer.echo(json.dumps(slim, ensure_ascii=False))
+        typer.echo(json.dumps(_slim(result), ensure_ascii=False))
     else:
         typer.echo(result["table"])
+        if len(names) > 1:
+            from rag.evaluation import compare as evcompare
+
+            typer.echo("\n" + evcompare.retriever_table(evcompare.retriever_comparison(record, test)))
         for w in result.get("unresolved_evidence", []):
             typer.secho(
                 f"warning: {w['id']}: evidence not found in {w['url']}: {w['evidence'][:60]}…",
@@ -587,17 +635,139 @@ def eval_(
                     f"{name}: mean chunk {rr['mean_chunk_words']} words, "
                     f"{rr['seconds_per_query'] * 1000:.1f} ms/query"
                 )
+    comparison = _compare_current(record, refs, runs_dir, test, as_json) if compare_runs else None
+    if html:
+        _html_report(record, report, r if beir is None else None, qs if beir is None else None, settings,
+                     test, comparison)
     baseline = PROJECT_ROOT / "eval" / ("baseline-beir.json" if beir else "baseline.json")
+    baseline_run = runs_dir / baseline.name
     if write_baseline:
-        baseline.write_text(json.dumps(ev.baseline_from(result) if not beir else result, indent=1) + "\n")
-        typer.echo(f"baseline written to {baseline}", err=True)
+        baseline.write_text(json.dumps(ev.baseline_from(result) if not beir else _slim(result), indent=1) + "\n")
+        evruns.save_run({**record, "name": baseline.stem}, runs_dir, baseline.stem)
+        typer.echo(f"baseline written to {baseline} and {baseline_run}", err=True)
     if check:
+        _check(result, record, baseline, baseline_run, test)
+
+
+def _slim(result: dict[str, Any]) -> dict[str, Any]:
+    """A suite result without its per-question tables, rankings and judgments."""
+    drop = ("per_query", "run")
+    return {
+        **{k: v for k, v in result.items() if k not in ("qrels", "judgments")},
+        "retrievers": {n: {k: v for k, v in r.items() if k not in drop} for n, r in result["retrievers"].items()},
+    }
+
+
+def _save_run(
+    result: dict[str, Any], settings: Settings, name: str | None, runs_dir: Path, beir: Path | None,
+    data: Any, questions: Path | None,
+) -> dict[str, Any]:
+    from rag.config import PROJECT_ROOT
+    from rag.evaluation import runs as evruns
+
+    if beir is not None:
+        qmap = {qid: {"question": text, "type": None} for qid, text in data.queries.items()}
+        dataset = {"path": str(beir), "hash": data.fingerprint}
+    else:
+        qpath = questions or PROJECT_ROOT / "eval" / "questions.jsonl"
+        qmap = {q.id: {"question": q.question, "type": q.type} for q in data}
+        dataset = {"path": str(qpath), "hash": evruns.file_hash(qpath)}
+    kept = {
+        "retrieve": settings.retrieve.model_dump(mode="json"),
+        "chunk": settings.chunk.model_dump(mode="json"),
+        "embed": settings.embed.model_dump(mode="json"),
+        "store": {"kind": settings.store.kind},
+        "answer": {"abstain_below": settings.answer.abstain_below},
+    }
+    record = evruns.record_from(result, name or evruns.default_name(), kept, qmap, dataset)
+    path = evruns.save_run(record, runs_dir, name)
+    typer.echo(f"run saved to {path}", err=True)
+    return record
+
+
+def _compare_saved(refs: list[str], runs_dir: Path, test: str, report: Path | None, as_json: bool) -> None:
+    """Saved runs against the first of them, without evaluating anything now."""
+    from rag.evaluation import compare as evcompare
+    from rag.evaluation import runs as evruns
+
+    loaded = [evruns.load_run(x, runs_dir) for x in refs]
+    result = evcompare.compare_runs(loaded[0], loaded[1:], test)
+    typer.echo(json.dumps(result, ensure_ascii=False) if as_json else evcompare.runs_table(result))
+    if report:
+        from rag.evaluation import report as evreport
+
+        evreport.write_html(loaded[-1], report, test=test, comparison=result)
+        typer.echo(f"report written to {report}", err=True)
+
+
+def _compare_current(
+    record: dict[str, Any], refs: list[str], runs_dir: Path, test: str, as_json: bool
+) -> dict[str, Any]:
+    """This run against saved ones: one RUN is the reference; with several, the first is."""
+    from rag.evaluation import compare as evcompare
+    from rag.evaluation import runs as evruns
+
+    order = [record if x == "current" else evruns.load_run(x, runs_dir) for x in refs]
+    if all(x is not record for x in order):
+        order.append(record)
+    result = evcompare.compare_runs(order[0], order[1:], test)
+    typer.echo(json.dumps(result, ensure_ascii=False) if as_json else "\n" + evcompare.runs_table(result))
+    return result
+
+
+def _html_report(
+    record: dict[str, Any], path: Path, retriever: Any, qs: Any, settings: Settings, test: str,
+    comparison: dict[str, Any] | None,
+) -> None:
+    from rag.evaluation import report as evreport
+
+    pairs = None
+    if retriever is not None:
+        from rag.answer import Answerer
+        from rag.evaluation.abstention import answerer_scores
+
+        pairs = answerer_scores(Answerer(retriever, settings.answer, settings.llm), qs)
+    names = list(record["retrievers"])
+    evreport.write_html(
+        record,
+        path,
+        test=test,
+        worst_retriever=settings.retrieve.retriever,
+        scatter_pair=("dense", "bm25") if {"dense", "bm25"} <= set(names) else None,
+        abstention_pairs=pairs,
+        threshold=settings.answer.abstain_below,
+        abstention_source="cosine similarity of the best retrieved sentence (answer.abstain_below)",
+        comparison=comparison,
+    )
+    typer.echo(f"report written to {path}", err=True)
+
+
+def _check(
+    result: dict[str, Any], record: dict[str, Any], baseline: Path, baseline_run: Path, test: str
+) -> None:
+    """Fail when a guarded metric is significantly and materially worse than the baseline run;
+    with no baseline run (per-question scores), fall back to the tolerance alone."""
+    from rag import evaluate as ev
+    from rag.evaluation import compare as evcompare
+    from rag.evaluation import runs as evruns
+
+    tolerance = 0.02
+    if baseline.exists():
+        tolerance = float(json.loads(baseline.read_text(encoding="utf-8")).get("tolerance", tolerance))
+    if baseline_run.exists():
+        base = evruns.load_run(str(baseline_run), baseline_run.parent)
+        problems = evcompare.significant_drops(record, base, tolerance, ev.HEADLINE, test)
+        passed = f"check passed: no {ev.HEADLINE} significantly worse than {baseline_run} by more than {tolerance}"
+    else:
+        typer.secho(f"warning: no {baseline_run}: checking means against the tolerance only", err=True,
+                    fg=typer.colors.YELLOW)
         problems = ev.check_baseline(result, baseline)
-        for p in problems:
-            _err(p)
-        if problems:
-            raise typer.Exit(1)
-        typer.echo("check passed: no headline metric fell beyond the tolerance", err=True)
+        passed = "check passed: no headline metric fell beyond the tolerance"
+    for p in problems:
+        _err(p)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(passed, err=True)
 
 
 def _beir_store(settings: Settings, faiss_dir: Path) -> Any:

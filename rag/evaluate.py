@@ -256,6 +256,7 @@ class RetrieverResult:
     per_query: dict[str, dict[str, Any]]
     mean_chunk_words: float
     seconds_per_query: float
+    runs: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # level -> TREC run
 
 
 def evaluate_retriever(
@@ -304,6 +305,7 @@ def evaluate_retriever(
         per_query=per_query,
         mean_chunk_words=sum(lengths) / max(1, len(lengths)),
         seconds_per_query=elapsed / max(1, len(scored)),
+        runs={"evidence": ev_run, "article": art_run},
     )
 
 
@@ -490,6 +492,7 @@ def run_dev_suite(
     ]
     manifest = store.manifest() or {}
     fp, corpus = index_fingerprint(manifest)
+    ev_qrels, art_qrels = qrels_for(resolved)
     return {
         "kind": "dev",
         "questions": len(questions),
@@ -511,11 +514,26 @@ def run_dev_suite(
                 "seconds_per_query": round(r.seconds_per_query, 4),
                 "worst": worst_questions(r),
                 "per_query": r.per_query,
+                "run": r.runs,
             }
             for r in results
         },
+        "qrels": {"evidence": ev_qrels, "article": art_qrels},
+        "judgments": judgments(resolved),
         "table": markdown_table(results),
     }
+
+
+def judgments(resolved: Sequence[ResolvedQuestion]) -> dict[str, list[dict[str, Any]]]:
+    """Each question's located evidence under its qrels id (`<qid>#e<n>`), with URL, grade, quote."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rq in resolved:
+        found = [e for e in rq.question.relevant if not any(e is m for m in rq.missing)]
+        out[rq.question.id] = [
+            {"id": f"{rq.question.id}#e{n}", "url": url, "grade": g, "quote": e.quote}
+            for n, (e, (url, _, _, g)) in enumerate(zip(found, rq.spans, strict=True))
+        ]
+    return out
 
 
 def run_beir_suite(
@@ -541,7 +559,10 @@ def run_beir_suite(
         out["retrievers"][name] = {
             "document": mean(per_q),
             "seconds_per_query": round((time.perf_counter() - t0) / max(1, len(data.queries)), 4),
+            "per_query": {qid: {"document": m} for qid, m in per_q.items()},
+            "run": {"document": run},
         }
+    out["qrels"] = {"document": data.qrels}
     rows = ["| retriever | " + " | ".join(MEASURES) + " |", "|---|" + "---:|" * len(MEASURES)]
     for name, r in out["retrievers"].items():
         rows.append(f"| {name} | " + " | ".join(f"{r['document'][m]:.3f}" for m in MEASURES) + " |")
