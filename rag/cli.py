@@ -516,10 +516,14 @@ def eval_(
         Path | None, typer.Option("--beir", help="Evaluate on a BEIR dataset folder instead.")
     ] = None,
     report: Annotated[
-        Path | None, typer.Option("--report", help="Write report.json and report.md here.")
+        Path | None, typer.Option("--report", help="FILE.html: one page with figures; else a folder for report.json/.md.")
     ] = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Exit 1 if nDCG@10 fell below eval/baseline.json.")
+        bool, typer.Option(
+            "--check",
+            help="Exit 1 if nDCG@10 is significantly worse than eval/runs/baseline.json "
+            "by more than eval/baseline.json's tolerance.",
+        )
     ] = False,
     write_baseline: Annotated[
         bool, typer.Option("--write-baseline", help="Save this run as eval/baseline.json.")
@@ -566,6 +570,7 @@ def eval_(
     """
     from rag import evaluate as ev
     from rag.config import PROJECT_ROOT
+    from rag.evaluation import compare, workflow
     from rag.evaluation import runs as evruns
     from rag.evaluation.stats import TESTS
     from rag.retrieve import RETRIEVERS, Retriever
@@ -590,8 +595,15 @@ def eval_(
     html = report is not None and report.suffix.lower() in (".html", ".htm")
     if name:
         evruns.run_path(name, runs_dir)  # a bad name fails before the evaluation, not after
+    for ref in refs:
+        if ref != "current":
+            evruns.load_run(ref, runs_dir)  # likewise a missing or unreadable run
     if compare_runs and len(refs) > 1 and "current" not in refs:
-        _compare_saved(refs, runs_dir, test, report if html else None, as_json)
+        loaded, cmp = workflow.compare_saved(refs, runs_dir, test)
+        typer.echo(json.dumps(cmp, ensure_ascii=False) if as_json else compare.runs_table(cmp))
+        if html:
+            workflow.html_report(loaded[-1], report, settings, test, cmp)
+            typer.echo(f"report written to {report}", err=True)
         return
     if html:
         k = max(k, 20)  # recall@k up to 20; metrics at 10 are unchanged, they score the top 10
@@ -609,20 +621,22 @@ def eval_(
             open_store(index_dir or settings.paths.index, settings=settings.store), settings.retrieve
         )
         result = ev.run_dev_suite(r, qs, names, k=k)
-    record = _save_run(result, settings, name, runs_dir, beir, data if beir is not None else qs, questions)
+    record = workflow.make_record(
+        result, settings, name, qs if beir is None else data,
+        beir or questions or PROJECT_ROOT / "eval" / "questions.jsonl", beir is not None,
+    )
+    typer.echo(f"run saved to {evruns.save_run(record, runs_dir, name)}", err=True)
     if trec_out:
         written = evruns.write_trec(record, trec_out)
         typer.echo(f"TREC files: {len(written)} written to {trec_out}", err=True)
     if report and not html:
         ev.write_report(result, report)
     if as_json:
-        typer.echo(json.dumps(_slim(result), ensure_ascii=False))
+        typer.echo(json.dumps(workflow.slim(result), ensure_ascii=False))
     else:
         typer.echo(result["table"])
         if len(names) > 1:
-            from rag.evaluation import compare as evcompare
-
-            typer.echo("\n" + evcompare.retriever_table(evcompare.retriever_comparison(record, test)))
+            typer.echo("\n" + compare.retriever_table(compare.retriever_comparison(record, test)))
         for w in result.get("unresolved_evidence", []):
             typer.secho(
                 f"warning: {w['id']}: evidence not found in {w['url']}: {w['evidence'][:60]}…",
@@ -635,139 +649,28 @@ def eval_(
                     f"{name}: mean chunk {rr['mean_chunk_words']} words, "
                     f"{rr['seconds_per_query'] * 1000:.1f} ms/query"
                 )
-    comparison = _compare_current(record, refs, runs_dir, test, as_json) if compare_runs else None
+    comparison = workflow.compare_current(record, refs, runs_dir, test) if compare_runs else None
+    if comparison:
+        typer.echo(json.dumps(comparison, ensure_ascii=False) if as_json else "\n" + compare.runs_table(comparison))
     if html:
-        _html_report(record, report, r if beir is None else None, qs if beir is None else None, settings,
-                     test, comparison)
+        dev = beir is None
+        workflow.html_report(record, report, settings, test, comparison, r if dev else None, qs if dev else None)
+        typer.echo(f"report written to {report}", err=True)
     baseline = PROJECT_ROOT / "eval" / ("baseline-beir.json" if beir else "baseline.json")
     baseline_run = runs_dir / baseline.name
     if write_baseline:
-        baseline.write_text(json.dumps(ev.baseline_from(result) if not beir else _slim(result), indent=1) + "\n")
+        baseline.write_text(json.dumps(ev.baseline_from(result) if not beir else workflow.slim(result), indent=1) + "\n")
         evruns.save_run({**record, "name": baseline.stem}, runs_dir, baseline.stem)
         typer.echo(f"baseline written to {baseline} and {baseline_run}", err=True)
     if check:
-        _check(result, record, baseline, baseline_run, test)
-
-
-def _slim(result: dict[str, Any]) -> dict[str, Any]:
-    """A suite result without its per-question tables, rankings and judgments."""
-    drop = ("per_query", "run")
-    return {
-        **{k: v for k, v in result.items() if k not in ("qrels", "judgments")},
-        "retrievers": {n: {k: v for k, v in r.items() if k not in drop} for n, r in result["retrievers"].items()},
-    }
-
-
-def _save_run(
-    result: dict[str, Any], settings: Settings, name: str | None, runs_dir: Path, beir: Path | None,
-    data: Any, questions: Path | None,
-) -> dict[str, Any]:
-    from rag.config import PROJECT_ROOT
-    from rag.evaluation import runs as evruns
-
-    if beir is not None:
-        qmap = {qid: {"question": text, "type": None} for qid, text in data.queries.items()}
-        dataset = {"path": str(beir), "hash": data.fingerprint}
-    else:
-        qpath = questions or PROJECT_ROOT / "eval" / "questions.jsonl"
-        qmap = {q.id: {"question": q.question, "type": q.type} for q in data}
-        dataset = {"path": str(qpath), "hash": evruns.file_hash(qpath)}
-    kept = {
-        "retrieve": settings.retrieve.model_dump(mode="json"),
-        "chunk": settings.chunk.model_dump(mode="json"),
-        "embed": settings.embed.model_dump(mode="json"),
-        "store": {"kind": settings.store.kind},
-        "answer": {"abstain_below": settings.answer.abstain_below},
-    }
-    record = evruns.record_from(result, name or evruns.default_name(), kept, qmap, dataset)
-    path = evruns.save_run(record, runs_dir, name)
-    typer.echo(f"run saved to {path}", err=True)
-    return record
-
-
-def _compare_saved(refs: list[str], runs_dir: Path, test: str, report: Path | None, as_json: bool) -> None:
-    """Saved runs against the first of them, without evaluating anything now."""
-    from rag.evaluation import compare as evcompare
-    from rag.evaluation import runs as evruns
-
-    loaded = [evruns.load_run(x, runs_dir) for x in refs]
-    result = evcompare.compare_runs(loaded[0], loaded[1:], test)
-    typer.echo(json.dumps(result, ensure_ascii=False) if as_json else evcompare.runs_table(result))
-    if report:
-        from rag.evaluation import report as evreport
-
-        evreport.write_html(loaded[-1], report, test=test, comparison=result)
-        typer.echo(f"report written to {report}", err=True)
-
-
-def _compare_current(
-    record: dict[str, Any], refs: list[str], runs_dir: Path, test: str, as_json: bool
-) -> dict[str, Any]:
-    """This run against saved ones: one RUN is the reference; with several, the first is."""
-    from rag.evaluation import compare as evcompare
-    from rag.evaluation import runs as evruns
-
-    order = [record if x == "current" else evruns.load_run(x, runs_dir) for x in refs]
-    if all(x is not record for x in order):
-        order.append(record)
-    result = evcompare.compare_runs(order[0], order[1:], test)
-    typer.echo(json.dumps(result, ensure_ascii=False) if as_json else "\n" + evcompare.runs_table(result))
-    return result
-
-
-def _html_report(
-    record: dict[str, Any], path: Path, retriever: Any, qs: Any, settings: Settings, test: str,
-    comparison: dict[str, Any] | None,
-) -> None:
-    from rag.evaluation import report as evreport
-
-    pairs = None
-    if retriever is not None:
-        from rag.answer import Answerer
-        from rag.evaluation.abstention import answerer_scores
-
-        pairs = answerer_scores(Answerer(retriever, settings.answer, settings.llm), qs)
-    names = list(record["retrievers"])
-    evreport.write_html(
-        record,
-        path,
-        test=test,
-        worst_retriever=settings.retrieve.retriever,
-        scatter_pair=("dense", "bm25") if {"dense", "bm25"} <= set(names) else None,
-        abstention_pairs=pairs,
-        threshold=settings.answer.abstain_below,
-        abstention_source="cosine similarity of the best retrieved sentence (answer.abstain_below)",
-        comparison=comparison,
-    )
-    typer.echo(f"report written to {path}", err=True)
-
-
-def _check(
-    result: dict[str, Any], record: dict[str, Any], baseline: Path, baseline_run: Path, test: str
-) -> None:
-    """Fail when a guarded metric is significantly and materially worse than the baseline run;
-    with no baseline run (per-question scores), fall back to the tolerance alone."""
-    from rag import evaluate as ev
-    from rag.evaluation import compare as evcompare
-    from rag.evaluation import runs as evruns
-
-    tolerance = 0.02
-    if baseline.exists():
-        tolerance = float(json.loads(baseline.read_text(encoding="utf-8")).get("tolerance", tolerance))
-    if baseline_run.exists():
-        base = evruns.load_run(str(baseline_run), baseline_run.parent)
-        problems = evcompare.significant_drops(record, base, tolerance, ev.HEADLINE, test)
-        passed = f"check passed: no {ev.HEADLINE} significantly worse than {baseline_run} by more than {tolerance}"
-    else:
-        typer.secho(f"warning: no {baseline_run}: checking means against the tolerance only", err=True,
-                    fg=typer.colors.YELLOW)
-        problems = ev.check_baseline(result, baseline)
-        passed = "check passed: no headline metric fell beyond the tolerance"
-    for p in problems:
-        _err(p)
-    if problems:
-        raise typer.Exit(1)
-    typer.echo(passed, err=True)
+        problems, passed, warning = workflow.check(result, record, baseline, baseline_run, test)
+        if warning:
+            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+        for p in problems:
+            _err(p)
+        if problems:
+            raise typer.Exit(1)
+        typer.echo(passed, err=True)
 
 
 def _beir_store(settings: Settings, faiss_dir: Path) -> Any:
