@@ -516,14 +516,16 @@ def eval_(
         Path | None, typer.Option("--beir", help="Evaluate on a BEIR dataset folder instead.")
     ] = None,
     report: Annotated[
-        Path | None, typer.Option("--report", help="FILE.html: one page with figures; else a folder for report.json/.md.")
+        Path | None,
+        typer.Option("--report", help="FILE.html: one page with figures; else a folder for report.json/.md."),
     ] = None,
     check: Annotated[
-        bool, typer.Option(
+        bool,
+        typer.Option(
             "--check",
             help="Exit 1 if nDCG@10 is significantly worse than eval/runs/baseline.json "
             "by more than eval/baseline.json's tolerance.",
-        )
+        ),
     ] = False,
     write_baseline: Annotated[
         bool, typer.Option("--write-baseline", help="Save this run as eval/baseline.json.")
@@ -541,7 +543,8 @@ def eval_(
         ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="Save this run as eval/runs/NAME.json (default: a timestamp).")
+        str | None,
+        typer.Option("--name", help="Save this run as eval/runs/NAME.json (default: a timestamp)."),
     ] = None,
     trec_out: Annotated[
         Path | None, typer.Option("--trec-out", help="Write TREC run and qrels files into this folder.")
@@ -555,7 +558,10 @@ def eval_(
         ),
     ] = False,
     test: Annotated[
-        str, typer.Option("--test", help="Paired test for --compare, --check and --report: randomization or ttest.")
+        str,
+        typer.Option(
+            "--test", help="Paired test for --compare, --check and --report: randomization or ttest."
+        ),
     ] = "randomization",
     index_dir: IndexOpt = None,
     store: StoreOpt = None,
@@ -589,10 +595,12 @@ def eval_(
     if test not in TESTS:
         raise RagError(f"--test: unknown test '{test}' (use {', '.join(TESTS)})")
     if refs and not compare_runs:
-        raise RagError(f"unexpected argument '{refs[0]}': to compare saved runs, use rag eval --compare RUN ...")
+        raise RagError(
+            f"unexpected argument '{refs[0]}': to compare saved runs, use rag eval --compare RUN ..."
+        )
     if compare_runs and not refs:
         raise RagError("--compare: name at least one saved run (a name in eval/runs, or a path)")
-    html = report is not None and report.suffix.lower() in (".html", ".htm")
+    html = report if report is not None and report.suffix.lower() in (".html", ".htm") else None
     if name:
         evruns.run_path(name, runs_dir)  # a bad name fails before the evaluation, not after
     for ref in refs:
@@ -602,11 +610,9 @@ def eval_(
         loaded, cmp = workflow.compare_saved(refs, runs_dir, test)
         typer.echo(json.dumps(cmp, ensure_ascii=False) if as_json else compare.runs_table(cmp))
         if html:
-            workflow.html_report(loaded[-1], report, settings, test, cmp)
-            typer.echo(f"report written to {report}", err=True)
+            workflow.html_report(loaded[-1], html, settings, test, cmp)
+            typer.echo(f"report written to {html}", err=True)
         return
-    if html:
-        k = max(k, 20)  # recall@k up to 20; metrics at 10 are unchanged, they score the top 10
     if beir is not None:
         data = ev.load_beir(beir)
         typer.echo(f"BEIR {beir}: {len(data.corpus)} documents, {len(data.queries)} queries", err=True)
@@ -620,10 +626,14 @@ def eval_(
         r = Retriever(
             open_store(index_dir or settings.paths.index, settings=settings.store), settings.retrieve
         )
-        result = ev.run_dev_suite(r, qs, names, k=k)
+        result = ev.run_dev_suite(r, qs, names, k=k, depth=20 if html else 0)  # recall@1..20
     record = workflow.make_record(
-        result, settings, name, qs if beir is None else data,
-        beir or questions or PROJECT_ROOT / "eval" / "questions.jsonl", beir is not None,
+        result,
+        settings,
+        name,
+        qs if beir is None else data,
+        beir or questions or PROJECT_ROOT / "eval" / "questions.jsonl",
+        beir is not None,
     )
     typer.echo(f"run saved to {evruns.save_run(record, runs_dir, name)}", err=True)
     if trec_out:
@@ -651,15 +661,21 @@ def eval_(
                 )
     comparison = workflow.compare_current(record, refs, runs_dir, test) if compare_runs else None
     if comparison:
-        typer.echo(json.dumps(comparison, ensure_ascii=False) if as_json else "\n" + compare.runs_table(comparison))
+        typer.echo(
+            json.dumps(comparison, ensure_ascii=False) if as_json else "\n" + compare.runs_table(comparison)
+        )
     if html:
         dev = beir is None
-        workflow.html_report(record, report, settings, test, comparison, r if dev else None, qs if dev else None)
-        typer.echo(f"report written to {report}", err=True)
+        workflow.html_report(
+            record, html, settings, test, comparison, r if dev else None, qs if dev else None
+        )
+        typer.echo(f"report written to {html}", err=True)
     baseline = PROJECT_ROOT / "eval" / ("baseline-beir.json" if beir else "baseline.json")
     baseline_run = runs_dir / baseline.name
     if write_baseline:
-        baseline.write_text(json.dumps(ev.baseline_from(result) if not beir else workflow.slim(result), indent=1) + "\n")
+        baseline.write_text(
+            json.dumps(ev.baseline_from(result) if not beir else workflow.slim(result), indent=1) + "\n"
+        )
         evruns.save_run({**record, "name": baseline.stem}, runs_dir, baseline.stem)
         typer.echo(f"baseline written to {baseline} and {baseline_run}", err=True)
     if check:

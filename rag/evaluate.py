@@ -257,6 +257,7 @@ class RetrieverResult:
     mean_chunk_words: float
     seconds_per_query: float
     runs: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # level -> TREC run
+    deep_runs: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # to `depth`
 
 
 def evaluate_retriever(
@@ -265,7 +266,10 @@ def evaluate_retriever(
     retriever: str,
     k: int = 10,
     word_budget: int = 1500,
+    depth: int = 0,
 ) -> RetrieverResult:
+    """Scores the top `k` chunks; with `depth` > k, also keeps runs of the top `depth` (for
+    recall@k curves) without changing the scores."""
     import time
 
     ev_qrels, art_qrels = qrels_for(resolved)
@@ -275,8 +279,12 @@ def evaluate_retriever(
     lengths: list[int] = []
     t0 = time.perf_counter()
     scored = [rq for rq in resolved if rq.question.relevant]
+    deep: dict[str, dict[str, dict[str, float]]] = {"evidence": {}, "article": {}}
     for rq in scored:
-        hits = search(rq.question.question, retriever, k)
+        hits = search(rq.question.question, retriever, max(k, depth))
+        if depth > k:
+            deep["evidence"][rq.question.id], deep["article"][rq.question.id] = run_for(rq, hits, word_budget)
+            hits = hits[:k]
         retrieved[rq.question.id] = hits
         lengths.extend(len(h.text.split()) for h in hits)
         ev_run[rq.question.id], art_run[rq.question.id] = run_for(rq, hits, word_budget)
@@ -306,6 +314,7 @@ def evaluate_retriever(
         mean_chunk_words=sum(lengths) / max(1, len(lengths)),
         seconds_per_query=elapsed / max(1, len(scored)),
         runs={"evidence": ev_run, "article": art_run},
+        deep_runs=deep if depth > k else {},
     )
 
 
@@ -471,6 +480,7 @@ def run_dev_suite(
     names: Sequence[str],
     k: int = 10,
     word_budget: int = 1500,
+    depth: int = 0,
 ) -> dict[str, Any]:
     """Evaluate each named retriever on the development set; returns the report as a dict."""
     store = retriever.store
@@ -487,6 +497,7 @@ def run_dev_suite(
             name,
             k=k,
             word_budget=word_budget,
+            depth=depth,
         )
         for name in names
     ]
@@ -515,6 +526,7 @@ def run_dev_suite(
                 "worst": worst_questions(r),
                 "per_query": r.per_query,
                 "run": r.runs,
+                **({"deep_run": r.deep_runs} if r.deep_runs else {}),
             }
             for r in results
         },

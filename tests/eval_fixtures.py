@@ -24,24 +24,49 @@ def _chunks() -> dict[str, StoredChunk]:
         start = 0
         for n, s in enumerate(sents):
             cid = f"{'abc'[a]}{n}"
-            out[cid] = StoredChunk(cid, f"art{a}", url, f"Title {a}", "P", None, f"H{n}", s, start, start + len(s), n, False)
+            out[cid] = StoredChunk(
+                cid, f"art{a}", url, f"Title {a}", "P", None, f"H{n}", s, start, start + len(s), n, False
+            )
             start += len(s) + 1
     return out
 
 
 CHUNKS = _chunks()
 QUESTIONS = [
-    Question("q1", "Do cats sleep?", "all day", "factoid", (Evidence("https://x.org/a", 3, "cats sleep all day"),)),
-    Question("q2", "What do dogs bark at?", "the moon", "factoid", (Evidence("https://x.org/a", 2, "bark at the moon"),)),
-    Question("q3", "Where do rivers flow?", "sea", "paraphrase", (Evidence("https://x.org/b", 3, "rivers flow into the sea"),)),
+    Question(
+        "q1", "Do cats sleep?", "all day", "factoid", (Evidence("https://x.org/a", 3, "cats sleep all day"),)
+    ),
+    Question(
+        "q2",
+        "What do dogs bark at?",
+        "the moon",
+        "factoid",
+        (Evidence("https://x.org/a", 2, "bark at the moon"),),
+    ),
+    Question(
+        "q3",
+        "Where do rivers flow?",
+        "sea",
+        "paraphrase",
+        (Evidence("https://x.org/b", 3, "rivers flow into the sea"),),
+    ),
     Question(
         "q4",
         "Mountains and stars?",
         "",
         "multi-article",
-        (Evidence("https://x.org/b", 2, "mountains rise above"), Evidence("https://x.org/c", 1, "stars burn for billions")),
+        (
+            Evidence("https://x.org/b", 2, "mountains rise above"),
+            Evidence("https://x.org/c", 1, "stars burn for billions"),
+        ),
     ),
-    Question("q5", "What do comets carry?", "ice", "keyword", (Evidence("https://x.org/c", 3, "comets carry ancient ice"),)),
+    Question(
+        "q5",
+        "What do comets carry?",
+        "ice",
+        "keyword",
+        (Evidence("https://x.org/c", 3, "comets carry ancient ice"),),
+    ),
     Question("q6", "Who won the cup?", "", "unanswerable", ()),
 ]
 # Rankings of chunk ids per retriever and question; the right chunk is a0, a1, b0, b1+c0, c1.

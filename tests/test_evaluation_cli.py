@@ -29,9 +29,23 @@ def test_rag_eval_saves_compares_exports_and_reports(real_index, tmp_path):
     trec = tmp_path / "trec"
     # -X importtime lists every module imported: plain `rag eval` must not load matplotlib
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "rag", "eval", "--index", str(real_index),
-         "--name", str(first), "--trec-out", str(trec)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "rag",
+            "eval",
+            "--index",
+            str(real_index),
+            "--name",
+            str(first),
+            "--trec-out",
+            str(trec),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "matplotlib" not in proc.stderr
@@ -56,8 +70,20 @@ def test_rag_eval_saves_compares_exports_and_reports(real_index, tmp_path):
                 assert mean == pytest.approx(_table_value(proc.stdout, name, level, metric), abs=5e-4)
 
     page = tmp_path / "report.html"
-    res = run_rag("eval", "--index", str(real_index), "--name", str(tmp_path / "runs" / "second.json"),
-                  "--compare", str(first), "--test", "ttest", "--report", str(page), timeout=600)
+    res = run_rag(
+        "eval",
+        "--index",
+        str(real_index),
+        "--name",
+        str(tmp_path / "runs" / "second.json"),
+        "--compare",
+        str(first),
+        "--test",
+        "ttest",
+        "--report",
+        str(page),
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     # the same index and settings twice: identical rankings, no difference is significant
     assert "| hybrid | evidence | ndcg@10 |" in res.stdout and "▲ better" not in res.stdout

@@ -15,7 +15,14 @@ from tests.eval_fixtures import QUESTIONS, fake_record
 
 pytest.importorskip("matplotlib", reason="the report needs matplotlib: pip install -e '.[report]'")
 
-PAIRS = {"q1": (0.9, True), "q2": (0.6, True), "q3": (0.5, True), "q4": (0.3, True), "q5": (None, True), "q6": (0.4, False)}
+PAIRS = {
+    "q1": (0.9, True),
+    "q2": (0.6, True),
+    "q3": (0.5, True),
+    "q4": (0.3, True),
+    "q5": (None, True),
+    "q6": (0.4, False),
+}
 ARTICLE_URLS = {e.url for q in QUESTIONS for e in q.relevant}
 
 

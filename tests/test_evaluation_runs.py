@@ -73,7 +73,13 @@ def test_recall_curve_counts_judged_items_in_the_top_k():
 def test_abstention_curve_points_by_hand():
     pairs = {"a": (0.9, True), "b": (0.7, False), "c": (0.5, True), "d": (None, False), "e": (None, True)}
     strict = abstention.point(pairs, 0.8)
-    assert strict == {"threshold": 0.8, "coverage": 0.2, "precision": 1.0, "answer_rate": 1 / 3, "abstain_rate": 1.0}
+    assert strict == {
+        "threshold": 0.8,
+        "coverage": 0.2,
+        "precision": 1.0,
+        "answer_rate": 1 / 3,
+        "abstain_rate": 1.0,
+    }
     lenient = abstention.point(pairs, 0.0)
     assert lenient["coverage"] == 0.6 and lenient["precision"] == pytest.approx(2 / 3)
     assert lenient["abstain_rate"] == 0.5  # d abstains whatever the threshold
@@ -91,3 +97,21 @@ def test_answerer_scores_mark_missing_facts_as_never_answered():
 
     got = abstention.answerer_scores(Answerer(), [Q("a", "What is X?", (1,)), Q("b", "Who won FIFA?", ())])
     assert got == {"a": (0.6, True), "b": (None, False)}
+
+
+def test_deeper_rankings_for_the_recall_curve_leave_the_scores_unchanged():
+    from rag.evaluate import run_dev_suite
+    from tests.eval_fixtures import QUESTIONS, FakeRetriever
+
+    shallow = run_dev_suite(FakeRetriever(), QUESTIONS, ["dense"], k=2)
+    deep = run_dev_suite(FakeRetriever(), QUESTIONS, ["dense"], k=2, depth=3)
+    for level in ("evidence", "article"):
+        assert deep["retrievers"]["dense"][level] == shallow["retrievers"]["dense"][level]
+    assert "deep_run" not in shallow["retrievers"]["dense"]
+    record = runs.record_from(deep, "d", {}, {}, {"hash": "h"})
+    assert (
+        runs.ranking_depth(record) == 3
+        and max(map(len, record["rankings"]["dense"]["evidence"].values())) == 2
+    )
+    # q5's evidence comes at chunk 3: beyond the scored top 2, inside the curve's depth
+    assert runs.recall_curve(record, "dense", "evidence", 3)[2] == pytest.approx(4 / 5)

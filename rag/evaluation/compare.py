@@ -121,7 +121,9 @@ def compare_runs(
     notes = []
     for o in others:
         if o["kind"] != reference["kind"]:
-            raise RagError(f"run '{o['name']}' is a {o['kind']} run, '{reference['name']}' a {reference['kind']} one")
+            raise RagError(
+                f"run '{o['name']}' is a {o['kind']} run, '{reference['name']}' a {reference['kind']} one"
+            )
         if o["dataset"].get("hash") != reference["dataset"].get("hash"):
             if reference["kind"] == "beir":
                 raise RagError(f"runs '{o['name']}' and '{reference['name']}' are on different BEIR datasets")
@@ -139,7 +141,9 @@ def compare_runs(
                 for o in others:
                     if rname not in o["retrievers"] or level not in o["retrievers"][rname]["per_query"]:
                         continue
-                    qids, a, b = paired(o["retrievers"][rname]["per_query"], ref_r["per_query"], level, metric)
+                    qids, a, b = paired(
+                        o["retrievers"][rname]["per_query"], ref_r["per_query"], level, metric
+                    )
                     family.append(
                         {
                             "retriever": rname,
@@ -159,13 +163,22 @@ def compare_runs(
                     row["p_holm"] = adj
                     row["significant"] = adj < stats.ALPHA and row["delta"] != 0
                 rows.extend(family)
-    return {"reference": reference["name"], "runs": [o["name"] for o in others], "test": test, "rows": rows,
-            "notes": notes}
+    return {
+        "reference": reference["name"],
+        "runs": [o["name"] for o in others],
+        "test": test,
+        "rows": rows,
+        "notes": notes,
+    }
 
 
 def _moved(qids: list[str], a: list[float], b: list[float], worse: bool, n: int = 5) -> list[list[Any]]:
     """The questions that moved most in one direction: [[qid, from, to], ...]."""
-    moved = [(y - x if worse else x - y, q, y, x) for q, x, y in zip(qids, a, b, strict=True) if (x < y if worse else x > y)]
+    moved = [
+        (y - x if worse else x - y, q, y, x)
+        for q, x, y in zip(qids, a, b, strict=True)
+        if (x < y if worse else x > y)
+    ]
     moved.sort(key=lambda m: (-m[0], m[1]))
     return [[q, round(frm, 4), round(to, 4)] for _, q, frm, to in moved[:n]]
 

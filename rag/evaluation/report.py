@@ -62,18 +62,24 @@ def _svg(fig: Any, salt: str) -> str:
     s = s.replace("xlink:href=", "href=")
     s = re.sub(r"<!--.*?-->", "", s, flags=re.S)
     if "http" in s:
-        raise RuntimeError("matplotlib's SVG still names a web address; the report would not be self-contained")
+        raise RuntimeError(
+            "matplotlib's SVG still names a web address; the report would not be self-contained"
+        )
     return s.strip()
 
 
 def _figure(fig: Any, salt: str, caption: str) -> str:
-    return f'<figure id="fig-{salt}">{_svg(fig, salt)}<figcaption class="note">{_e(caption)}</figcaption></figure>'
+    cap = f'<figcaption class="note">{_e(caption)}</figcaption>'
+    return f'<figure id="fig-{salt}">{_svg(fig, salt)}{cap}</figure>'
 
 
 def _table(head: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
     th = "".join(f"<th>{h}</th>" for h in head)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{c}</td>' if i >= numeric_from else f"<td>{c}</td>" for i, c in enumerate(r))
+        "<tr>"
+        + "".join(
+            f'<td class="num">{c}</td>' if i >= numeric_from else f"<td>{c}</td>" for i, c in enumerate(r)
+        )
         + "</tr>"
         for r in rows
     )
@@ -158,7 +164,9 @@ def _recall_section(record: dict[str, Any], figure_cls: Any) -> str:
             "the budget is spent; article recall has no budget.</p>"
         )
     if depth < 20:
-        note += f'<p class="note">This run ranked {depth} items per question, so the curve stops at {depth}.</p>'
+        note += (
+            f'<p class="note">This run ranked {depth} items per question, so the curve stops at {depth}.</p>'
+        )
     return (
         _figure(fig, "recall", "Mean recall@k over the judged questions, per retriever.")
         + note
@@ -199,7 +207,9 @@ def _types_section(record: dict[str, Any], figure_cls: Any, headline: str) -> st
     )
 
 
-def _scatter_section(record: dict[str, Any], figure_cls: Any, headline: str, pair: tuple[str, str] | None) -> str:
+def _scatter_section(
+    record: dict[str, Any], figure_cls: Any, headline: str, pair: tuple[str, str] | None
+) -> str:
     names = list(record["retrievers"])
     if len(names) < 2:
         return '<p class="note">Only one retriever in this run: nothing to set against it.</p>'
@@ -216,7 +226,12 @@ def _scatter_section(record: dict[str, Any], figure_cls: Any, headline: str, pai
     for i, kind in enumerate(kinds):
         pts = [(u, v) for q, u, v in zip(qids, a, b, strict=True) if types.get(q, "query") == kind]
         ax.scatter(
-            [p[0] for p in pts], [p[1] for p in pts], s=22, alpha=0.7, marker=markers[i % len(markers)], label=kind
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            s=22,
+            alpha=0.7,
+            marker=markers[i % len(markers)],
+            label=kind,
         )
     ax.plot([0, 1], [0, 1], color="#888", linewidth=1)
     ax.set_xlim(-0.03, 1.03)
@@ -230,7 +245,10 @@ def _scatter_section(record: dict[str, Any], figure_cls: Any, headline: str, pai
     wins_y = sum(v > u for u, v in zip(a, b, strict=True))
     ties = len(qids) - wins_x - wins_y
     moved = sorted(zip(qids, a, b, strict=True), key=lambda t: -abs(t[1] - t[2]))[:6]
-    rows = [[_e(q), _e(record["questions"].get(q, {}).get("question", ""))[:120], f"{u:.3f}", f"{v:.3f}"] for q, u, v in moved]
+    rows = [
+        [_e(q), _e(record["questions"].get(q, {}).get("question", ""))[:120], f"{u:.3f}", f"{v:.3f}"]
+        for q, u, v in moved
+    ]
     return (
         _figure(fig, "scatter", f"Each point is a question: {x} across, {y} up; above the line {y} wins.")
         + f"<p>{_e(x)} better on {wins_x} questions, {_e(y)} better on {wins_y}, tied on {ties} "
@@ -255,12 +273,23 @@ def _abstention_section(
     rows = []
     if threshold is not None:
         at = abstention.point(pairs, threshold)
-        ax.scatter([at["coverage"]], [at["precision"]], s=90, color="#d62728", zorder=3,
-                   label=f"configured threshold {threshold}")
+        ax.scatter(
+            [at["coverage"]],
+            [at["precision"]],
+            s=90,
+            color="#d62728",
+            zorder=3,
+            label=f"configured threshold {threshold}",
+        )
         ax.legend(loc="lower left")
         rows.append(
-            [f"configured {threshold}", f"{at['coverage']:.3f}", f"{at['precision']:.3f}",
-             f"{at['answer_rate']:.3f}", f"{at['abstain_rate']:.3f}"]
+            [
+                f"configured {threshold}",
+                f"{at['coverage']:.3f}",
+                f"{at['precision']:.3f}",
+                f"{at['answer_rate']:.3f}",
+                f"{at['abstain_rate']:.3f}",
+            ]
         )
     ax.set_xlabel("coverage (share of questions answered)")
     ax.set_ylabel("precision (answered that are answerable)")
@@ -270,7 +299,11 @@ def _abstention_section(
     n_ok = sum(ok for _, ok in pairs.values())
     never = sum(s is None for s, _ in pairs.values())
     return (
-        _figure(fig, "abstention", "Each point is one threshold on the abstention score, from strict (left) to lenient.")
+        _figure(
+            fig,
+            "abstention",
+            "Each point is one threshold on the abstention score, from strict (left) to lenient.",
+        )
         + f"<p>Score: {_e(source)}. {len(pairs)} questions, {n_ok} answerable and {len(pairs) - n_ok} not; "
         f"{never} abstain whatever the threshold (they name something no retrieved source mentions).</p>"
         + _table(["threshold", "coverage", "precision", "answer rate", "abstention rate"], rows)
@@ -290,7 +323,8 @@ def _worst_section(record: dict[str, Any], retriever: str, headline: str, n: int
             for lv in record["levels"]
         )
         out.append(
-            f'<li><p><span class="q">{_e(qid)}</span> ({_e(q.get("type") or "query")}) {_e(q.get("question", ""))} '
+            f'<li><p><span class="q">{_e(qid)}</span> ({_e(q.get("type") or "query")}) '
+            f"{_e(q.get('question', ''))} "
             f"— {headline}: {scores}</p>"
         )
         if record["kind"] == "dev":
@@ -305,7 +339,8 @@ def _worst_section(record: dict[str, Any], retriever: str, headline: str, n: int
 def _worst_dev(record: dict[str, Any], retriever: str, qid: str, ranking: dict[str, Any]) -> str:
     det = record["details"].get(retriever, {}).get(qid, {})
     got = "".join(
-        f"<li>{_e(h.get('title', ''))} — {_e(h.get('heading', ''))} <span class='snip'>{_e(h.get('url', ''))}<br>"
+        f"<li>{_e(h.get('title', ''))} — {_e(h.get('heading', ''))} "
+        f"<span class='snip'>{_e(h.get('url', ''))}<br>"
         f"{_e(h.get('text', '')[:160])}…</span></li>"
         for h in det.get("retrieved", [])
     )
@@ -318,10 +353,13 @@ def _worst_dev(record: dict[str, Any], retriever: str, qid: str, ranking: dict[s
         where = f"earned at rank {r}" if r else "not earned"
         where += f"; its article first at rank {a}" if a else "; its article not retrieved"
         wants.append(
-            f"<li>grade {j['grade']}, {_e(j['url'])}: <span class='snip'>“{_e(j['quote'][:160])}”</span> — {where}</li>"
+            f"<li>grade {j['grade']}, {_e(j['url'])}: "
+            f"<span class='snip'>“{_e(j['quote'][:160])}”</span> — {where}</li>"
         )
     for quote in det.get("missing_evidence", []):
-        wants.append(f"<li>quote not found in its article's text: <span class='snip'>“{_e(quote[:160])}”</span></li>")
+        wants.append(
+            f"<li>quote not found in its article's text: <span class='snip'>“{_e(quote[:160])}”</span></li>"
+        )
     return f"<p>Retrieved (top 3):</p><ul>{got}</ul><p>Where the evidence is:</p><ul>{''.join(wants)}</ul>"
 
 
@@ -339,7 +377,10 @@ def _worst_beir(record: dict[str, Any], qid: str, ranking: dict[str, Any]) -> st
 
 def _compare_section(cmp: dict[str, Any] | None, headline: str) -> str:
     if not cmp:
-        return '<p class="note">No saved runs compared (use <code>rag eval --compare RUN … --report FILE.html</code>).</p>'
+        return (
+            '<p class="note">No saved runs compared (use '
+            "<code>rag eval --compare RUN … --report FILE.html</code>).</p>"
+        )
     rows = []
     for r in cmp["rows"]:
         if r["metric"] != headline:
@@ -348,17 +389,40 @@ def _compare_section(cmp: dict[str, Any] | None, headline: str) -> str:
         cls = "sig" if mark.startswith("▲") else "worse"
         worse = ", ".join(f"{q} {a:.2f}→{b:.2f}" for q, a, b in r["worse"][:3])
         rows.append(
-            [_e(r["retriever"]), _e(r["level"]), _e(r["run"]), f"{r['reference_mean']:.3f}", f"{r['run_mean']:.3f}",
-             f"{r['delta']:+.3f}", compare._fmt_effect(r["effect"]), f"{r['p_holm']:.4f}",
-             f'<span class="{cls}">{mark}</span>' if mark else "", _e(worse)]
+            [
+                _e(r["retriever"]),
+                _e(r["level"]),
+                _e(r["run"]),
+                f"{r['reference_mean']:.3f}",
+                f"{r['run_mean']:.3f}",
+                f"{r['delta']:+.3f}",
+                compare._fmt_effect(r["effect"]),
+                f"{r['p_holm']:.4f}",
+                f'<span class="{cls}">{mark}</span>' if mark else "",
+                _e(worse),
+            ]
         )
     notes = "".join(f'<p class="note">{_e(n)}</p>' for n in cmp["notes"])
     return (
         f"<p>Reference: <b>{_e(cmp['reference'])}</b>; {headline} per retriever and level "
         f"({'randomization test' if cmp['test'] == 'randomization' else 'paired t-test'}, Holm–Bonferroni "
         "across the runs compared). Every metric is in the terminal table.</p>"
-        + _table(["retriever", "level", "run", "reference", "run mean", "Δ", "d<sub>z</sub>", "p (Holm)", "",
-                  "got worse (from→to)"], rows, numeric_from=3)
+        + _table(
+            [
+                "retriever",
+                "level",
+                "run",
+                "reference",
+                "run mean",
+                "Δ",
+                "d<sub>z</sub>",
+                "p (Holm)",
+                "",
+                "got worse (from→to)",
+            ],
+            rows,
+            numeric_from=3,
+        )
         + notes
     )
 
@@ -409,7 +473,7 @@ def write_html(
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI toolkit
 
     names = list(record["retrievers"])
-    worst_retriever = worst_retriever if worst_retriever in names else names[-1]
+    worst = worst_retriever if worst_retriever is not None and worst_retriever in names else names[-1]
     cmp = compare.retriever_comparison(record, test)
     parts = {
         "retrievers": _retrievers_section(record, cmp, headline),
@@ -417,7 +481,7 @@ def write_html(
         "types": _types_section(record, Figure, headline),
         "scatter": _scatter_section(record, Figure, headline, scatter_pair),
         "abstention": _abstention_section(Figure, abstention_pairs, threshold, abstention_source),
-        "worst": _worst_section(record, worst_retriever, headline),
+        "worst": _worst_section(record, worst, headline),
         "compare": _compare_section(comparison, headline),
         "metadata": _metadata_section(record),
     }

@@ -61,6 +61,7 @@ def record_from(
     levels = ["evidence", "article"] if kind == "dev" else ["document"]
     retrievers: dict[str, Any] = {}
     rankings: dict[str, Any] = {}
+    deep: dict[str, Any] = {}
     details: dict[str, Any] = {}
     for rname, r in result["retrievers"].items():
         per_query = r.get("per_query", {})
@@ -71,6 +72,8 @@ def record_from(
             "mean_chunk_words": r.get("mean_chunk_words"),
         }
         rankings[rname] = {lv: {qid: _ranked(run) for qid, run in r["run"][lv].items()} for lv in levels}
+        if r.get("deep_run"):
+            deep[rname] = {lv: {qid: _ranked(run) for qid, run in r["deep_run"][lv].items()} for lv in levels}
         if kind == "dev":
             details[rname] = {
                 qid: {k: pq[k] for k in ("retrieved", "expected", "missing_evidence") if k in pq}
@@ -96,6 +99,7 @@ def record_from(
         "qrels": result["qrels"],
         "retrievers": retrievers,
         "rankings": rankings,
+        "deep_rankings": deep,
         "details": details,
     }
 
@@ -115,7 +119,9 @@ def run_path(ref: str, runs_dir: Path) -> Path:
     if "/" in ref or os.sep in ref or ref.endswith(".json"):
         return Path(ref)
     if not _NAME.match(ref):
-        raise RagError(f"run name '{ref}': use letters, digits, '.', '_' or '-' (or give a path ending .json)")
+        raise RagError(
+            f"run name '{ref}': use letters, digits, '.', '_' or '-' (or give a path ending .json)"
+        )
     return runs_dir / f"{ref}.json"
 
 
@@ -169,9 +175,11 @@ def write_trec(record: dict[str, Any], folder: Path) -> list[Path]:
 
 def recall_curve(record: dict[str, Any], retriever: str, level: str, depth: int = 20) -> list[float]:
     """Mean recall@k for k = 1..depth over the judged questions (trec_eval's recall: relevant
-    means grade >= 1), from the saved rankings; a ranking shorter than k counts what it has."""
+    means grade >= 1), from the saved rankings (the deep ones when the run kept them); a
+    ranking shorter than k counts what it has."""
     qrels = record["qrels"][level]
     ranking = record["rankings"][retriever][level]
+    ranking = (record.get("deep_rankings") or {}).get(retriever, {}).get(level, ranking)
     judged = {q: {d for d, g in docs.items() if g > 0} for q, docs in qrels.items()}
     judged = {q: rel for q, rel in judged.items() if rel}
     if not judged:
@@ -187,7 +195,9 @@ def recall_curve(record: dict[str, Any], retriever: str, level: str, depth: int 
 
 
 def ranking_depth(record: dict[str, Any]) -> int:
+    """The longest ranking kept, deep rankings (kept for recall curves) included."""
+    kept = [record["rankings"], record.get("deep_rankings") or {}]
     return max(
-        (len(r) for levels in record["rankings"].values() for lv in levels.values() for r in lv.values()),
+        (len(r) for rk in kept for levels in rk.values() for lv in levels.values() for r in lv.values()),
         default=0,
     )

@@ -15,7 +15,9 @@ def slim(result: dict[str, Any]) -> dict[str, Any]:
     drop = ("per_query", "run")
     return {
         **{k: v for k, v in result.items() if k not in ("qrels", "judgments")},
-        "retrievers": {n: {k: v for k, v in r.items() if k not in drop} for n, r in result["retrievers"].items()},
+        "retrievers": {
+            n: {k: v for k, v in r.items() if k not in drop} for n, r in result["retrievers"].items()
+        },
     }
 
 
@@ -115,4 +117,8 @@ def check(
         )
         return problems, passed, None
     warning = f"no {baseline_run}: checking means against the tolerance only"
-    return ev.check_baseline(result, baseline), "check passed: no headline metric fell beyond the tolerance", warning
+    return (
+        ev.check_baseline(result, baseline),
+        "check passed: no headline metric fell beyond the tolerance",
+        warning,
+    )
