@@ -281,7 +281,6 @@ def _abstention_section(
             zorder=3,
             label=f"configured threshold {threshold}",
         )
-        ax.legend(loc="lower left")
         rows.append(
             [
                 f"configured {threshold}",
@@ -291,12 +290,16 @@ def _abstention_section(
                 f"{at['abstain_rate']:.3f}",
             ]
         )
+    n_ok = sum(ok for _, ok in pairs.values())
+    base = n_ok / len(pairs)  # the precision of answering every question
+    ax.axhline(base, color="#888", linestyle="--", linewidth=1, label=f"answerable share {base:.2f}")
+    ax.legend(loc="best", fontsize=8)
     ax.set_xlabel("coverage (share of questions answered)")
     ax.set_ylabel("precision (answered that are answerable)")
     ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.02)
+    low = min([base, *(p["precision"] for p in pts)])
+    ax.set_ylim(max(0.0, low - 0.05), 1.01)  # precision moves in a narrow band: zoom on it
     ax.grid(alpha=0.3)
-    n_ok = sum(ok for _, ok in pairs.values())
     never = sum(s is None for s, _ in pairs.values())
     return (
         _figure(
