@@ -676,7 +676,8 @@ def eval_(
         baseline.write_text(
             json.dumps(ev.baseline_from(result) if not beir else workflow.slim(result), indent=1) + "\n"
         )
-        evruns.save_run({**record, "name": baseline.stem}, runs_dir, baseline.stem)
+        # committed, so without the retrieved snippets (details): per-question scores and rankings
+        evruns.save_run({**record, "name": baseline.stem, "details": {}}, runs_dir, baseline.stem)
         typer.echo(f"baseline written to {baseline} and {baseline_run}", err=True)
     if check:
         problems, passed, warning = workflow.check(result, record, baseline, baseline_run, test)
