@@ -89,12 +89,12 @@ def retriever_table(cmp: dict[str, Any]) -> str:
 
 def pairs_table(cmp: dict[str, Any], metric: str) -> str:
     """Markdown: each pair of retrievers on one metric, with delta, d_z and Holm-adjusted p."""
-    rows = ["| level | pair | delta | d_z | p (Holm) | |", "|---|---|---:|---:|---:|---|"]
+    rows = ["| level | pair | delta | d_z | p | p (Holm) | |", "|---|---|---:|---:|---:|---:|---|"]
     for level, by_metric in cmp["levels"].items():
         for pr in by_metric[metric]["pairs"]:
             rows.append(
                 f"| {level} | {pr['a']} - {pr['b']} | {pr['delta']:+.3f} | {_fmt_effect(pr['effect'])} | "
-                f"{pr['p_holm']:.4f} | {_mark(pr['delta'], pr['p_holm'])} |"
+                f"{pr['p']:.4f} | {pr['p_holm']:.4f} | {_mark(pr['delta'], pr['p_holm'])} |"
             )
     return "\n".join(rows)
 
