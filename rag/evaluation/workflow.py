@@ -12,7 +12,7 @@ from rag.evaluation import compare, runs
 
 def slim(result: dict[str, Any]) -> dict[str, Any]:
     """A suite result without its per-question tables, rankings and judgments."""
-    drop = ("per_query", "run")
+    drop = ("per_query", "run", "deep_run")
     return {
         **{k: v for k, v in result.items() if k not in ("qrels", "judgments")},
         "retrievers": {
