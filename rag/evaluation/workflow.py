@@ -43,7 +43,9 @@ def make_record(
         "store": {"kind": settings.store.kind},  # never the URI: it may name a server
         "answer": {"abstain_below": settings.answer.abstain_below},
     }
-    return runs.record_from(result, name or runs.default_name(), kept, qmap, dataset)
+    # a run saved under a path is named by its file name (TREC tags and file names use it)
+    label = runs.run_path(name, Path(".")).stem if name else runs.default_name()
+    return runs.record_from(result, label, kept, qmap, dataset)
 
 
 def compare_saved(refs: list[str], runs_dir: Path, test: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
