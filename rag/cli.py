@@ -537,7 +537,7 @@ def eval_(
     run_refs: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[RUN]...",
+            metavar="RUN",
             help="With --compare: saved runs (names in eval/runs, or paths); 'current' is this run.",
             show_default=False,
         ),
