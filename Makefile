@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-scale eval clean
+.PHONY: setup demo test lint bench bench-scale eval report-check clean
 
 $(STAMP): pyproject.toml scripts/build-llm.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml scripts/build-llm.sh
 	$(BIN)/pip install -q torch==2.13.0
 	# llama.cpp for any CPU of this architecture, never pip's -march=native build (see the script)
 	scripts/build-llm.sh $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,milvus]'
+	$(BIN)/pip install -q -e '.[dev,milvus,report]'
 	# prove the LLM runs on this CPU: load it and answer a 300-token prompt, in its own process
 	$(BIN)/rag doctor --llm
 	touch $(STAMP)
@@ -36,6 +36,13 @@ lint: setup
 
 eval: setup
 	$(BIN)/rag eval --check
+
+# The report drawn by a real browser: installs Debian's chromium (needs root or sudo), which the
+# default setup never does, then renders the report to PNG and fails on any console error.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+report-check: setup
+	command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	$(BIN)/python -m pytest -q tests/test_evaluation_report.py
 
 bench: setup
 	$(BIN)/python bench/run.py

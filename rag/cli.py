@@ -619,10 +619,16 @@ def eval_(
         Path | None, typer.Option("--beir", help="Evaluate on a BEIR dataset folder instead.")
     ] = None,
     report: Annotated[
-        Path | None, typer.Option("--report", help="Write report.json and report.md here.")
+        Path | None,
+        typer.Option("--report", help="FILE.html: one page with figures; else a folder for report.json/.md."),
     ] = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Exit 1 if nDCG@10 fell below eval/baseline.json.")
+        bool,
+        typer.Option(
+            "--check",
+            help="Exit 1 if nDCG@10 is significantly worse than eval/runs/baseline.json "
+            "by more than eval/baseline.json's tolerance.",
+        ),
     ] = False,
     write_baseline: Annotated[
         bool, typer.Option("--write-baseline", help="Save this run as eval/baseline.json.")
@@ -631,15 +637,51 @@ def eval_(
         bool, typer.Option("--answers", help="Evaluate answers (llm and extractive) instead.")
     ] = False,
     modes: Annotated[str, typer.Option("--modes", help="Answer modes to compare.")] = "llm,extractive",
+    run_refs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="RUN",
+            help="With --compare: saved runs (names in eval/runs, or paths); 'current' is this run.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Save this run as eval/runs/NAME.json (default: a timestamp)."),
+    ] = None,
+    trec_out: Annotated[
+        Path | None, typer.Option("--trec-out", help="Write TREC run and qrels files into this folder.")
+    ] = None,
+    compare_runs: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="Compare runs with paired tests: one RUN against this run, or several saved RUNs "
+            "against the first.",
+        ),
+    ] = False,
+    test: Annotated[
+        str,
+        typer.Option(
+            "--test", help="Paired test for --compare, --check and --report: randomization or ttest."
+        ),
+    ] = "randomization",
     index_dir: IndexOpt = None,
     store: StoreOpt = None,
     uri: UriOpt = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Measure retrieval: nDCG@10 and friends, side by side for each retriever."""
+    """Measure retrieval: nDCG@10 and friends, side by side for each retriever.
+
+    A report ending in .html is one self-contained page with figures; any other --report is a
+    folder of report.json and report.md.
+    """
     from rag import evaluate as ev
     from rag.config import PROJECT_ROOT
+    from rag.evaluation import compare, workflow
+    from rag.evaluation import runs as evruns
+    from rag.evaluation.stats import TESTS
     from rag.retrieve import RETRIEVERS, Retriever
     from rag.store import open_store
 
@@ -650,6 +692,29 @@ def eval_(
             raise RagError(f"--retriever: unknown retriever '{n}' (use {', '.join(RETRIEVERS)})")
     if answers:
         _eval_answers(settings, index_dir, questions, modes, report, as_json)
+        return
+    runs_dir = PROJECT_ROOT / "eval" / "runs"
+    refs = list(run_refs or [])
+    if test not in TESTS:
+        raise RagError(f"--test: unknown test '{test}' (use {', '.join(TESTS)})")
+    if refs and not compare_runs:
+        raise RagError(
+            f"unexpected argument '{refs[0]}': to compare saved runs, use rag eval --compare RUN ..."
+        )
+    if compare_runs and not refs:
+        raise RagError("--compare: name at least one saved run (a name in eval/runs, or a path)")
+    html = report if report is not None and report.suffix.lower() in (".html", ".htm") else None
+    if name:
+        evruns.run_path(name, runs_dir)  # a bad name fails before the evaluation, not after
+    for ref in refs:
+        if ref != "current":
+            evruns.load_run(ref, runs_dir)  # likewise a missing or unreadable run
+    if compare_runs and len(refs) > 1 and "current" not in refs:
+        loaded, cmp = workflow.compare_saved(refs, runs_dir, test)
+        typer.echo(json.dumps(cmp, ensure_ascii=False) if as_json else compare.runs_table(cmp))
+        if html:
+            workflow.html_report(loaded[-1], html, settings, test, cmp)
+            typer.echo(f"report written to {html}", err=True)
         return
     if beir is not None:
         data = ev.load_beir(beir)
@@ -664,20 +729,27 @@ def eval_(
         r = Retriever(
             open_store(index_dir or settings.paths.index, settings=settings.store), settings.retrieve
         )
-        result = ev.run_dev_suite(r, qs, names, k=k)
-    if report:
+        result = ev.run_dev_suite(r, qs, names, k=k, depth=20 if html else 0)  # recall@1..20
+    record = workflow.make_record(
+        result,
+        settings,
+        name,
+        qs if beir is None else data,
+        beir or questions or PROJECT_ROOT / "eval" / "questions.jsonl",
+        beir is not None,
+    )
+    typer.echo(f"run saved to {evruns.save_run(record, runs_dir, name)}", err=True)
+    if trec_out:
+        written = evruns.write_trec(record, trec_out)
+        typer.echo(f"TREC files: {len(written)} written to {trec_out}", err=True)
+    if report and not html:
         ev.write_report(result, report)
     if as_json:
-        slim = {
-            **result,
-            "retrievers": {
-                n: {kk: vv for kk, vv in v.items() if kk != "per_query"}
-                for n, v in result["retrievers"].items()
-            },
-        }
-        typer.echo(json.dumps(slim, ensure_ascii=False))
+        typer.echo(json.dumps(workflow.slim(result), ensure_ascii=False))
     else:
         typer.echo(result["table"])
+        if len(names) > 1:
+            typer.echo("\n" + compare.retriever_table(compare.retriever_comparison(record, test)))
         for w in result.get("unresolved_evidence", []):
             typer.secho(
                 f"warning: {w['id']}: evidence not found in {w['url']}: {w['evidence'][:60]}…",
@@ -690,17 +762,35 @@ def eval_(
                     f"{name}: mean chunk {rr['mean_chunk_words']} words, "
                     f"{rr['seconds_per_query'] * 1000:.1f} ms/query"
                 )
+    comparison = workflow.compare_current(record, refs, runs_dir, test) if compare_runs else None
+    if comparison:
+        typer.echo(
+            json.dumps(comparison, ensure_ascii=False) if as_json else "\n" + compare.runs_table(comparison)
+        )
+    if html:
+        dev = beir is None
+        workflow.html_report(
+            record, html, settings, test, comparison, r if dev else None, qs if dev else None
+        )
+        typer.echo(f"report written to {html}", err=True)
     baseline = PROJECT_ROOT / "eval" / ("baseline-beir.json" if beir else "baseline.json")
+    baseline_run = runs_dir / baseline.name
     if write_baseline:
-        baseline.write_text(json.dumps(ev.baseline_from(result) if not beir else result, indent=1) + "\n")
-        typer.echo(f"baseline written to {baseline}", err=True)
+        baseline.write_text(
+            json.dumps(ev.baseline_from(result) if not beir else workflow.slim(result), indent=1) + "\n"
+        )
+        # committed, so without the retrieved snippets (details): per-question scores and rankings
+        evruns.save_run({**record, "name": baseline.stem, "details": {}}, runs_dir, baseline.stem)
+        typer.echo(f"baseline written to {baseline} and {baseline_run}", err=True)
     if check:
-        problems = ev.check_baseline(result, baseline)
+        problems, passed, warning = workflow.check(result, record, baseline, baseline_run, test)
+        if warning:
+            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
         for p in problems:
             _err(p)
         if problems:
             raise typer.Exit(1)
-        typer.echo("check passed: no headline metric fell beyond the tolerance", err=True)
+        typer.echo(passed, err=True)
 
 
 def _beir_store(settings: Settings, faiss_dir: Path) -> Any:

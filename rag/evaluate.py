@@ -256,6 +256,8 @@ class RetrieverResult:
     per_query: dict[str, dict[str, Any]]
     mean_chunk_words: float
     seconds_per_query: float
+    runs: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # level -> TREC run
+    deep_runs: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # to `depth`
 
 
 def evaluate_retriever(
@@ -264,7 +266,10 @@ def evaluate_retriever(
     retriever: str,
     k: int = 10,
     word_budget: int = 1500,
+    depth: int = 0,
 ) -> RetrieverResult:
+    """Scores the top `k` chunks; with `depth` > k, also keeps runs of the top `depth` (for
+    recall@k curves) without changing the scores."""
     import time
 
     ev_qrels, art_qrels = qrels_for(resolved)
@@ -274,8 +279,12 @@ def evaluate_retriever(
     lengths: list[int] = []
     t0 = time.perf_counter()
     scored = [rq for rq in resolved if rq.question.relevant]
+    deep: dict[str, dict[str, dict[str, float]]] = {"evidence": {}, "article": {}}
     for rq in scored:
-        hits = search(rq.question.question, retriever, k)
+        hits = search(rq.question.question, retriever, max(k, depth))
+        if depth > k:
+            deep["evidence"][rq.question.id], deep["article"][rq.question.id] = run_for(rq, hits, word_budget)
+            hits = hits[:k]
         retrieved[rq.question.id] = hits
         lengths.extend(len(h.text.split()) for h in hits)
         ev_run[rq.question.id], art_run[rq.question.id] = run_for(rq, hits, word_budget)
@@ -304,6 +313,8 @@ def evaluate_retriever(
         per_query=per_query,
         mean_chunk_words=sum(lengths) / max(1, len(lengths)),
         seconds_per_query=elapsed / max(1, len(scored)),
+        runs={"evidence": ev_run, "article": art_run},
+        deep_runs=deep if depth > k else {},
     )
 
 
@@ -469,6 +480,7 @@ def run_dev_suite(
     names: Sequence[str],
     k: int = 10,
     word_budget: int = 1500,
+    depth: int = 0,
 ) -> dict[str, Any]:
     """Evaluate each named retriever on the development set; returns the report as a dict."""
     store = retriever.store
@@ -485,11 +497,13 @@ def run_dev_suite(
             name,
             k=k,
             word_budget=word_budget,
+            depth=depth,
         )
         for name in names
     ]
     manifest = store.manifest() or {}
     fp, corpus = index_fingerprint(manifest)
+    ev_qrels, art_qrels = qrels_for(resolved)
     return {
         "kind": "dev",
         "questions": len(questions),
@@ -511,11 +525,27 @@ def run_dev_suite(
                 "seconds_per_query": round(r.seconds_per_query, 4),
                 "worst": worst_questions(r),
                 "per_query": r.per_query,
+                "run": r.runs,
+                **({"deep_run": r.deep_runs} if r.deep_runs else {}),
             }
             for r in results
         },
+        "qrels": {"evidence": ev_qrels, "article": art_qrels},
+        "judgments": judgments(resolved),
         "table": markdown_table(results),
     }
+
+
+def judgments(resolved: Sequence[ResolvedQuestion]) -> dict[str, list[dict[str, Any]]]:
+    """Each question's located evidence under its qrels id (`<qid>#e<n>`), with URL, grade, quote."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rq in resolved:
+        found = [e for e in rq.question.relevant if not any(e is m for m in rq.missing)]
+        out[rq.question.id] = [
+            {"id": f"{rq.question.id}#e{n}", "url": url, "grade": g, "quote": e.quote}
+            for n, (e, (url, _, _, g)) in enumerate(zip(found, rq.spans, strict=True))
+        ]
+    return out
 
 
 def run_beir_suite(
@@ -541,7 +571,10 @@ def run_beir_suite(
         out["retrievers"][name] = {
             "document": mean(per_q),
             "seconds_per_query": round((time.perf_counter() - t0) / max(1, len(data.queries)), 4),
+            "per_query": {qid: {"document": m} for qid, m in per_q.items()},
+            "run": {"document": run},
         }
+    out["qrels"] = {"document": data.qrels}
     rows = ["| retriever | " + " | ".join(MEASURES) + " |", "|---|" + "---:|" * len(MEASURES)]
     for name, r in out["retrievers"].items():
         rows.append(f"| {name} | " + " | ".join(f"{r['document'][m]:.3f}" for m in MEASURES) + " |")

@@ -1,0 +1,49 @@
+"""The abstention score's precision/coverage curve.
+
+A confidence source is any function that returns, per question, (score, answerable): the answerer
+answers when score >= threshold. Coverage at a threshold is the share of all questions answered;
+precision is the share of answered questions that are answerable (have a relevant article). A
+score of None means the question abstains whatever the threshold (today: it names something no
+retrieved source mentions). Another confidence (say a logistic regression over several signals)
+plugs in by returning the same pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+ScorePairs = dict[str, tuple[float | None, bool]]  # question id -> (score or None, answerable)
+ConfidenceFn = Callable[[Any, Sequence[Any]], ScorePairs]
+
+
+def answerer_scores(answerer: Any, questions: Sequence[Any]) -> ScorePairs:
+    """The answerer's own abstention signals, as `ask` uses them: best-sentence similarity, or
+    None when the question names a fact no retrieved source mentions."""
+    out: ScorePairs = {}
+    for q in questions:
+        score, missing = answerer.question_score(q.question)
+        out[q.id] = (None if missing else float(score), bool(q.relevant))
+    return out
+
+
+def point(pairs: ScorePairs, threshold: float) -> dict[str, float]:
+    """Coverage, precision, answer rate (answerable answered) and abstention rate (unanswerable
+    not answered) at one threshold."""
+    answered = [ok for s, ok in pairs.values() if s is not None and s >= threshold]
+    n_ok = sum(ok for _, ok in pairs.values())
+    n_not = len(pairs) - n_ok
+    return {
+        "threshold": threshold,
+        "coverage": len(answered) / len(pairs) if pairs else 0.0,
+        "precision": sum(answered) / len(answered) if answered else 1.0,
+        "answer_rate": sum(answered) / n_ok if n_ok else 0.0,
+        "abstain_rate": (n_not - (len(answered) - sum(answered))) / n_not if n_not else 1.0,
+    }
+
+
+def curve(pairs: ScorePairs) -> list[dict[str, float]]:
+    """The curve's points, one per distinct score used as the threshold, from the highest
+    (fewest answers) to the lowest; precision of an empty answer set is taken as 1."""
+    scores = sorted({s for s, _ in pairs.values() if s is not None}, reverse=True)
+    return [point(pairs, t) for t in scores]
