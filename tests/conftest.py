@@ -126,4 +126,4 @@ def retriever(real_index, settings):
 def answerer(retriever, settings):
     from rag.answer import Answerer
 
-    return Answerer(retriever, settings.answer, settings.llm)
+    return Answerer(retriever, settings.answer, settings.llm, settings.paths.abstention)
