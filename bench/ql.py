@@ -9,7 +9,7 @@ A passage is scored by the mean log-probability of the question's tokens given t
 3. choosing the answer sentence: gold-answer word recall of the single best sentence among the
    retrieved sources' sentences, by the extractive score vs by query likelihood.
 
-Run: PYTHONPATH=. python bench/ql.py [--scifact-queries 100] [--out bench/QL.md]
+Run: PYTHONPATH=. python bench/ql.py [--every 1] [--scifact-queries 100] [--skip-scifact] [--out bench/QL.md]
 Seconds are wall time on whatever else the machine is doing; re-run on a quiet machine.
 """
 
@@ -60,12 +60,13 @@ def main() -> None:
     ap.add_argument("--scifact-queries", type=int, default=100)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "QL.md")
     ap.add_argument("--skip-scifact", action="store_true")
+    ap.add_argument("--every", type=int, default=1, help="Use every n-th development question.")
     args = ap.parse_args()
     s = load_settings()
     base = Retriever(open_store(s.paths.index), s.retrieve)
     a = Answerer(base, s.answer, s.llm)
     llm = load_llm(a.model_path(), s.llm, logits_all=True, n_ctx=512)
-    qs = [q for q in ev.load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"]
+    qs = [q for q in ev.load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"][:: args.every]
     names = ["hybrid", "hybrid+ql", "hybrid+ql-rrf"]
     lines = ["# Query-likelihood reranking with SmolLM2-135M (bench/ql.py)", ""]
 

@@ -3,14 +3,16 @@
 The shipped LLM is tiny: it ignores sources, invents facts and answers what the sources do not
 cover. So every guarantee comes from the pipeline:
 
-1. abstain when the best retrieved evidence is too far from the question (threshold calibrated
-   on the development set's answerable and unanswerable questions);
+1. abstain unless the evidence supports answering: a logistic model over retrieval signals
+   (rag/abstain.py, fitted by `rag eval --answers --fit`), with a veto when the question names
+   something no retrieved source mentions;
 2. article text is data: sentences that read as instructions to a model are withheld from the
    prompt and from extraction;
 3. every sentence the model writes is scored against the source it cites (or, citing none,
    against each source); unsupported sentences and citations of sources that were not shown
    are removed; if nothing supported remains, the extractive answer is given instead;
-4. the extractive answer (the best one to three retrieved sentences, each cited) needs no LLM.
+4. the extractive answer (one to three retrieved sentences, each with the context it needs to be
+   read alone, each cited) needs no LLM; in LLM mode the model only shortens those passages.
 """
 
 from __future__ import annotations
@@ -325,7 +327,7 @@ class Answerer:
     def evidence_score(self, question: str, qvec: np.ndarray, sources: list[_Source]) -> float:
         """How well the best retrieved sentence matches the question: cosine similarity.
 
-        This is the abstention signal; its threshold is calibrated by `rag eval --answers`.
+        The main abstention signal (see `signals`).
         """
         if not sources:
             return -1.0
