@@ -50,7 +50,9 @@ class QLRetriever:
         by_ql = [hits[i] for i in np.argsort(-np.asarray(ql), kind="stable")]
         if retriever == "hybrid+ql-rrf":
             ids = {h.chunk.chunk_id: h for h in hits}
-            fused = rrf_fuse([[h.chunk.chunk_id for h in hits], [h.chunk.chunk_id for h in by_ql]], [1, 1], 10)
+            fused = rrf_fuse(
+                [[h.chunk.chunk_id for h in hits], [h.chunk.chunk_id for h in by_ql]], [1, 1], 10
+            )
             by_ql = [ids[c] for c, _ in fused]
         return [Hit(h.chunk, 0.0, i + 1, retriever) for i, h in enumerate(by_ql[:k])]
 
@@ -66,14 +68,22 @@ def main() -> None:
     base = Retriever(open_store(s.paths.index), s.retrieve)
     a = Answerer(base, s.answer, s.llm)
     llm = load_llm(a.model_path(), s.llm, logits_all=True, n_ctx=512)
-    qs = [q for q in ev.load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"][:: args.every]
+    qs = [q for q in ev.load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"][
+        :: args.every
+    ]
     names = ["hybrid", "hybrid+ql", "hybrid+ql-rrf"]
     lines = ["# Query-likelihood reranking with SmolLM2-135M (bench/ql.py)", ""]
 
     r = QLRetriever(base, llm)
     dev = ev.run_dev_suite(r, qs, names)
-    lines += [f"## Development set ({dev['scored_questions']} answerable questions, top 20 reranked)", "",
-              dev["table"], "", f"QL seconds per question (20 chunks): {np.mean(r.seconds):.2f}", ""]
+    lines += [
+        f"## Development set ({dev['scored_questions']} answerable questions, top 20 reranked)",
+        "",
+        dev["table"],
+        "",
+        f"QL seconds per question (20 chunks): {np.mean(r.seconds):.2f}",
+        "",
+    ]
     print("\n".join(lines), flush=True)
 
     # Answer sentence choice: the single best sentence by each scorer.
@@ -84,8 +94,12 @@ def main() -> None:
             continue
         qvec = base.embed_query(q.question)
         sources = a._sources(base.search(q.question, k=s.answer.sources, query_vector=qvec))
-        cands = [(sent, float(src.vectors[i] @ qvec)) for src in sources for i, sent in enumerate(src.sentences)
-                 if len(sent.split()) >= 4 and not sent.startswith("#") and not sent.endswith("?")]
+        cands = [
+            (sent, float(src.vectors[i] @ qvec))
+            for src in sources
+            for i, sent in enumerate(src.sentences)
+            if len(sent.split()) >= 4 and not sent.startswith("#") and not sent.endswith("?")
+        ]
         if not cands:
             continue
         qw = content_words(q.question)
@@ -95,11 +109,18 @@ def main() -> None:
         t_sent.append(time.perf_counter() - t0)
         both = np.argsort(np.argsort(-ext)) + np.argsort(np.argsort(-ql))
         gold = content_words(q.answer)
-        for name, idx in (("extractive score", int(np.argmax(ext))), ("query likelihood", int(np.argmax(ql))),
-                          ("both (rank sum)", int(np.argmin(both)))):
+        for name, idx in (
+            ("extractive score", int(np.argmax(ext))),
+            ("query likelihood", int(np.argmax(ql))),
+            ("both (rank sum)", int(np.argmin(both))),
+        ):
             rec[name].append(len(gold & content_words(cands[idx][0])) / max(1, len(gold)))
-    part = ["## Choosing the answer sentence (development set, best single sentence)", "",
-            "| scorer | gold-word recall of the chosen sentence |", "|---|---:|"]
+    part = [
+        "## Choosing the answer sentence (development set, best single sentence)",
+        "",
+        "| scorer | gold-word recall of the chosen sentence |",
+        "|---|---:|",
+    ]
     part += [f"| {k} | {np.mean(v):.3f} |" for k, v in rec.items()]
     part += ["", f"QL seconds per question (all sentences of 4 sources): {np.mean(t_sent):.2f}", ""]
     print("\n".join(part), flush=True)
@@ -108,13 +129,25 @@ def main() -> None:
     if not args.skip_scifact:
         data = ev.load_beir(Path("/work/shared/benchmarks/scifact"))
         keep = sorted(data.queries)[: args.scifact_queries]
-        sub = ev.BeirData(data.corpus, {k: data.queries[k] for k in keep},
-                          {k: v for k, v in data.qrels.items() if k in keep}, data.fingerprint)
+        sub = ev.BeirData(
+            data.corpus,
+            {k: data.queries[k] for k in keep},
+            {k: v for k, v in data.qrels.items() if k in keep},
+            data.fingerprint,
+        )
         path = ev.beir_index(data, s, PROJECT_ROOT / "eval" / "cache")
-        rb = QLRetriever(Retriever(open_store(path), s.retrieve.model_copy(update={"max_per_article": 0})), llm)
+        rb = QLRetriever(
+            Retriever(open_store(path), s.retrieve.model_copy(update={"max_per_article": 0})), llm
+        )
         res = ev.run_beir_suite(rb, sub, names)
-        part = [f"## SciFact, first {len(keep)} test queries (sorted ids), documents by best chunk", "",
-                res["table"], "", f"QL seconds per query (20 chunks): {np.mean(rb.seconds):.2f}", ""]
+        part = [
+            f"## SciFact, first {len(keep)} test queries (sorted ids), documents by best chunk",
+            "",
+            res["table"],
+            "",
+            f"QL seconds per query (20 chunks): {np.mean(rb.seconds):.2f}",
+            "",
+        ]
         print("\n".join(part), flush=True)
         lines += part
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -91,12 +91,18 @@ class AbstentionModel:
             d = json.loads(path.read_text(encoding="utf-8"))
             model = cls(**d)
         except FileNotFoundError:
-            raise RagError(f"{path}: abstention model not found; fit one with `rag eval --answers --fit`") from None
+            raise RagError(
+                f"{path}: abstention model not found; fit one with `rag eval --answers --fit`"
+            ) from None
         except (ValueError, TypeError) as e:
-            raise RagError(f"{path}: not an abstention model ({e}); refit with `rag eval --answers --fit`") from None
+            raise RagError(
+                f"{path}: not an abstention model ({e}); refit with `rag eval --answers --fit`"
+            ) from None
         unknown = [f for f in model.features if f not in SIGNALS]
         if unknown or not (len(model.features) == len(model.mean) == len(model.scale) == len(model.weights)):
-            raise RagError(f"{path}: unknown or inconsistent features {unknown}; refit with `rag eval --answers --fit`")
+            raise RagError(
+                f"{path}: unknown or inconsistent features {unknown}; refit with `rag eval --answers --fit`"
+            )
         return model
 
 

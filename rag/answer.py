@@ -321,7 +321,11 @@ class Answerer:
             return False, None, f"no retrieved source mentions {', '.join(missing)}"
         score = signals["sentence_cos"]
         if score < self.settings.abstain_below:
-            return False, None, f"the closest evidence scores {score:.2f}, below {self.settings.abstain_below}"
+            return (
+                False,
+                None,
+                f"the closest evidence scores {score:.2f}, below {self.settings.abstain_below}",
+            )
         return True, None, ""
 
     def evidence_score(self, question: str, qvec: np.ndarray, sources: list[_Source]) -> float:
@@ -565,7 +569,8 @@ _REFERENCE_RE = re.compile(
     re.IGNORECASE,
 )
 _DEFINE_Q_RE = re.compile(
-    r"^\s*(?:what|who)(?:'s| is| are| was| were)\b|\bwhat does .+ (?:mean|stand for)\b|\bdefin|\bmeaning of\b",
+    r"^\s*(?:what|who)(?:'s| is| are| was| were)\b"
+    r"|\bwhat does .+ (?:mean|stand for)\b|\bdefin|\bmeaning of\b",
     re.IGNORECASE,
 )
 _COUNT_Q_RE = re.compile(
@@ -718,7 +723,9 @@ def flips(text: str, source: _Source) -> bool:
     if any(m.group(0).lower() not in near.lower() for m in _FLIP_RE.finditer(text)):
         return True
     # The subject: the first word that is not a determiner or stop word.
-    lead = next((w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and w not in _DETERMINERS), "")
+    lead = next(
+        (w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and w not in _DETERMINERS), ""
+    )
     return bool(lead) and not content_words(lead) <= content_words(near)
 
 

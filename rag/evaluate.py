@@ -697,7 +697,16 @@ def abstention_study(
         "cross_validated": {
             k: round(v, 4)
             for k, v in cv.items()
-            if k in ("answer_rate", "abstain_rate", "answer_rate_sd", "abstain_rate_sd", "folds", "repeats", "seed")
+            if k
+            in (
+                "answer_rate",
+                "abstain_rate",
+                "answer_rate_sd",
+                "abstain_rate_sd",
+                "folds",
+                "repeats",
+                "seed",
+            )
         },
     }
     return {
@@ -705,8 +714,12 @@ def abstention_study(
         "signals": rows,
         "model": model,
         "variants": {
-            n: {"answer_rate": v["answer_rate"], "abstain_rate": v["abstain_rate"],
-                "answer_rate_sd": v["answer_rate_sd"], "abstain_rate_sd": v["abstain_rate_sd"]}
+            n: {
+                "answer_rate": v["answer_rate"],
+                "abstain_rate": v["abstain_rate"],
+                "answer_rate_sd": v["answer_rate_sd"],
+                "abstain_rate_sd": v["abstain_rate_sd"],
+            }
             for n, v in variants.items()
         },
         "cv_answered": dict(zip([q.id for q in qs], cv["answered"].tolist(), strict=True)),
@@ -863,7 +876,9 @@ def cv_by_type(questions: Sequence[Question], cv_answered: dict[str, float]) -> 
     return out
 
 
-def coverage_table(rows: Sequence[dict[str, Any]], probability: dict[str, float]) -> tuple[list[dict[str, float]], str]:
+def coverage_table(
+    rows: Sequence[dict[str, Any]], probability: dict[str, float]
+) -> tuple[list[dict[str, float]], str]:
     """Precision against coverage of the abstention score (out-of-fold probabilities): at
     threshold t, coverage is the share of questions answered, precision the share of those
     that are answerable and answered with every sentence supported and a relevant citation."""
@@ -871,7 +886,10 @@ def coverage_table(rows: Sequence[dict[str, Any]], probability: dict[str, float]
 
     use = [r for r in rows if r["id"] in probability]
     good = [
-        r["answerable"] and r["sentences"] > 0 and r["supported"] == r["sentences"] and r["cited_relevant"] > 0
+        r["answerable"]
+        and r["sentences"] > 0
+        and r["supported"] == r["sentences"]
+        and r["cited_relevant"] > 0
         for r in use
     ]
     curve = precision_coverage([probability[r["id"]] for r in use], good)
@@ -902,9 +920,15 @@ def check_answer_baseline(result: dict[str, Any], baseline_path: Path) -> list[s
     base = json.loads(baseline_path.read_text(encoding="utf-8"))
     tol = float(base.get("tolerance", 0.02))
     problems = []
-    checks = [(f"{m} {k}", result["modes"].get(m, {}).get(k), v) for m, d in base["modes"].items() for k, v in d.items()]
-    checks += [(f"cross-validated {k}", result.get("cross_validated", {}).get("all", {}).get(k), v)
-               for k, v in base.get("cross_validated", {}).items()]
+    checks = [
+        (f"{m} {k}", result["modes"].get(m, {}).get(k), v)
+        for m, d in base["modes"].items()
+        for k, v in d.items()
+    ]
+    checks += [
+        (f"cross-validated {k}", result.get("cross_validated", {}).get("all", {}).get(k), v)
+        for k, v in base.get("cross_validated", {}).items()
+    ]
     for name, have, want in checks:
         if have is None or want is None or want != want:
             continue
