@@ -448,11 +448,12 @@ def _open_answerer(settings: Settings, index_dir: Path | None, model: Path | Non
     llm = settings.llm
     if model is not None:
         llm = llm.model_copy(update={"model_path": str(model)})
-    return Answerer(Retriever(store, settings.retrieve), settings.answer, llm)
+    return Answerer(Retriever(store, settings.retrieve), settings.answer, llm, settings.paths.abstention)
 
 
 def _print_answer(ans: Any, streamed: bool, follows: str | None = None) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     con = Console()
     if streamed:
@@ -462,6 +463,8 @@ def _print_answer(ans: Any, streamed: bool, follows: str | None = None) -> None:
     authors = {h.chunk.url: h.chunk.author for h in ans.closest}
     if ans.abstained:
         con.print(f"[yellow]{ans.answer}[/yellow]")
+        if ans.abstain_reason:
+            con.print(f"[dim]why: {escape(ans.abstain_reason)}[/dim]", highlight=False)
         if ans.closest:
             con.print("Closest sources:")
             articles = {h.chunk.url: h.chunk.title for h in ans.closest}  # one line per article
@@ -666,6 +669,9 @@ def eval_(
             "--test", help="Paired test for --compare, --check and --report: randomization or ttest."
         ),
     ] = "randomization",
+    fit: Annotated[
+        bool, typer.Option("--fit", help="With --answers: refit the abstention model and save it.")
+    ] = False,
     index_dir: IndexOpt = None,
     store: StoreOpt = None,
     uri: UriOpt = None,
@@ -691,7 +697,7 @@ def eval_(
         if n not in RETRIEVERS:
             raise RagError(f"--retriever: unknown retriever '{n}' (use {', '.join(RETRIEVERS)})")
     if answers:
-        _eval_answers(settings, index_dir, questions, modes, report, as_json)
+        _eval_answers(settings, index_dir, questions, modes, report, as_json, fit, check, write_baseline)
         return
     runs_dir = PROJECT_ROOT / "eval" / "runs"
     refs = list(run_refs or [])
@@ -816,30 +822,59 @@ def _eval_answers(
     modes: str,
     report: Path | None,
     as_json: bool,
+    fit: bool = False,
+    check: bool = False,
+    write_baseline: bool = False,
 ) -> None:
+    """Answer quality by question type, with the abstention model's cross-validated figures;
+    `fit` refits the model on these questions and saves it."""
+    import hashlib
+
     from rag import evaluate as ev
     from rag.config import PROJECT_ROOT
 
-    qs = ev.load_questions(questions or PROJECT_ROOT / "eval" / "questions.jsonl")
-    answerer = _open_answerer(settings, index_dir, None, quiet=True)
-    signals = {q.id: answerer.question_score(q.question) for q in qs}
-    # A question naming something no source mentions abstains whatever the threshold: -inf.
-    score = {qid: (-float("inf") if missing else s) for qid, (s, missing) in signals.items()}
-    cal = ev.calibrate([score[q.id] for q in qs if q.relevant], [score[q.id] for q in qs if not q.relevant])
-    cal["abstained_for_missing_facts"] = {q.id: signals[q.id][1] for q in qs if signals[q.id][1]}
     names = [m.strip() for m in modes.split(",") if m.strip()]
     for m in names:
         if m not in ("llm", "extractive"):
             raise RagError(f"--modes: unknown mode '{m}' (use llm, extractive)")
+    path = questions or PROJECT_ROOT / "eval" / "questions.jsonl"
+    qs = ev.load_questions(path)
+    answerer = _open_answerer(settings, index_dir, None, quiet=True)
+    study = ev.abstention_study(answerer, qs)
+    model = study["model"]
+    if fit:
+        model.provenance["questions_file"] = str(path.name)
+        model.provenance["questions_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        model.save(settings.paths.abstention)
+        answerer.abstention = model
+        typer.echo(f"abstention model written to {settings.paths.abstention}", err=True)
     result = ev.run_answer_suite(answerer, qs, names)
-    result["calibration"] = {**cal, "configured_threshold": settings.answer.abstain_below}
+    result["cross_validated"] = ev.cv_by_type(qs, study["cv_answered"])
+    result["abstention_variants"] = study["variants"]
+    result["abstention_model"] = {
+        "path": str(settings.paths.abstention),
+        "loaded": answerer.abstention is not None,
+        "provenance": answerer.abstention.provenance if answerer.abstention else None,
+    }
+    result["table"] = ev.answer_table(result)
+    first = names[-1]
+    curve, curve_md = ev.coverage_table(result["modes"][first]["rows"], study["cv_probability"])
+    result["precision_coverage"] = {"mode": first, "curve": curve}
+    variants_md = "\n".join(
+        ["| abstention model | cv answer rate | cv abstention |", "|---|---:|---:|"]
+        + [
+            f"| {n} | {v['answer_rate']:.3f} ± {v['answer_rate_sd']:.3f} | "
+            f"{v['abstain_rate']:.3f} ± {v['abstain_rate_sd']:.3f} |"
+            for n, v in study["variants"].items()
+        ]
+    )
     if report:
         report.mkdir(parents=True, exist_ok=True)
         (report / "answers.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
         (report / "answers.md").write_text(
-            f"# Answer evaluation\n\n{result['table']}\n\n"
-            f"Calibrated abstention threshold: {cal['threshold']} "
-            f"(answers {cal['answer_rate']:.2f}, abstains {cal['abstain_rate']:.2f})\n"
+            f"# Answer evaluation\n\n{result['table']}\n\n## Abstention models (cross-validated)\n\n"
+            f"{variants_md}\n\n## Precision and coverage of the abstention score ({first}, out of fold)"
+            f"\n\n{curve_md}\n"
         )
     if as_json:
         slim = {
@@ -847,13 +882,24 @@ def _eval_answers(
             "modes": {m: {k: v for k, v in d.items() if k != "rows"} for m, d in result["modes"].items()},
         }
         typer.echo(json.dumps(slim, ensure_ascii=False))
-        return
-    typer.echo(result["table"])
-    typer.echo(
-        f"abstention threshold: configured {settings.answer.abstain_below}, calibrated "
-        f"{cal['threshold']} (answers {cal['answer_rate']:.2f} of answerable, abstains on "
-        f"{cal['abstain_rate']:.2f} of unanswerable)"
-    )
+    else:
+        typer.echo(result["table"])
+        typer.echo("")
+        typer.echo(variants_md)
+        typer.echo("")
+        typer.echo(f"precision and coverage of the abstention score ({first}, out of fold):")
+        typer.echo(curve_md)
+    baseline = PROJECT_ROOT / "eval" / "baseline-answers.json"
+    if write_baseline:
+        baseline.write_text(json.dumps(ev.answer_baseline_from(result), indent=1) + "\n")
+        typer.echo(f"baseline written to {baseline}", err=True)
+    if check:
+        problems = ev.check_answer_baseline(result, baseline)
+        for p in problems:
+            _err(p)
+        if problems:
+            raise typer.Exit(1)
+        typer.echo("check passed: no answer figure fell beyond the tolerance", err=True)
 
 
 def main() -> None:

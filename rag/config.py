@@ -27,6 +27,11 @@ class _Section(BaseModel):
 class PathsSettings(_Section):
     scrapes: Path = Field(Path("data/scrapes"), description="Scrape bundle file or folder to index.")
     index: Path = Field(Path("indexes/default"), description="Folder holding the built index.")
+    abstention: Path = Field(
+        Path("config/abstention.json"),
+        description="Fitted abstention model (`rag eval --answers --fit` writes it); when the file "
+        "is missing, answers abstain below answer.abstain_below instead.",
+    )
 
 
 class EmbedSettings(_Section):
@@ -93,8 +98,12 @@ class AnswerSettings(_Section):
     )
     min_support: float = Field(0.6, ge=0, le=1, description="Support score a sentence needs to be kept.")
     abstain_below: float = Field(
-        0.35, ge=-1, le=1, description="Abstain when the best evidence scores below this."
+        0.35,
+        ge=-1,
+        le=1,
+        description="Without a fitted abstention model: abstain when the best evidence scores below this.",
     )
+    max_answer_words: int = Field(80, ge=10, le=1000, description="Most words in an extractive answer.")
 
 
 class LLMSettings(_Section):

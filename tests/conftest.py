@@ -156,4 +156,4 @@ def llm_works(settings) -> None:
 def answerer(retriever, settings, llm_works):
     from rag.answer import Answerer
 
-    return Answerer(retriever, settings.answer, settings.llm)
+    return Answerer(retriever, settings.answer, settings.llm, settings.paths.abstention)

@@ -158,9 +158,21 @@ def test_cli_json_batch_follows_the_schema(real_index):
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert len(rows) == 2
     for row in rows:
-        assert set(row) == {"question", "answer", "abstained", "mode", "citations", "timings"}
+        assert set(row) == {
+            "question",
+            "answer",
+            "abstained",
+            "confidence",
+            "abstain_reason",
+            "mode",
+            "citations",
+            "timings",
+        }
         assert row["mode"] in ("llm", "extractive")
     assert rows[0]["abstained"] is False and rows[1]["abstained"] is True
+    # The abstention model's confidence, and a reason only where it abstained.
+    assert rows[0]["confidence"] > rows[1]["confidence"] and rows[0]["abstain_reason"] == ""
+    assert rows[1]["abstain_reason"]
     c = rows[0]["citations"][0]
     assert set(c) == {"n", "url", "title", "chunk_id", "text"} and c["n"] == 1 and c["url"] == STATS
 

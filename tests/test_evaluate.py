@@ -90,8 +90,13 @@ def test_development_set_follows_the_schema():
     qs = load_questions(ROOT / "eval" / "questions.jsonl")
     assert len(qs) >= 50
     assert sum(q.type == "unanswerable" for q in qs) >= 6
+    assert len(qs) >= 150 and sum(q.type == "unanswerable" for q in qs) >= 40
+    assert len({q.id for q in qs}) == len(qs)
     for q in qs:
-        assert (q.type == "unanswerable") == (not q.relevant)
+        # A follow-up may be unanswerable too; every other question says which it is by its type.
+        assert q.relevant or q.type in ("unanswerable", "followup")
+        assert q.type != "unanswerable" or not q.relevant
+        assert (q.type == "followup") == bool(q.previous)
         for e in q.relevant:
             assert 8 <= len(e.quote.split()) <= 40 and e.grade in (1, 2, 3)
 
