@@ -47,6 +47,10 @@ report-check: setup
 bench: setup
 	$(BIN)/python bench/run.py
 
+# portable vs native llama.cpp: builds a native llama-cpp-python in bench/work (5-10 minutes)
+bench-llm-build: setup
+	$(BIN)/python bench/llm_build.py
+
 bench-scale: setup
 	nice -n 10 $(BIN)/python bench/scale.py --budget 4200
 

@@ -425,6 +425,10 @@ def _main(repeats: int) -> None:
             f"prompt included): {fmt(llm['raw_tokens_per_second'], ' tok/s', 1)}",
             "",
         ]
+    # Portable against native llama.cpp needs a second, native build (minutes): `make bench-llm-build`.
+    llm_build = ROOT / "bench" / "LLM_BUILD.md"
+    if llm_build.exists():
+        lines += [llm_build.read_text(encoding="utf-8").rstrip(), ""]
     sys.path.insert(0, str(ROOT / "bench"))
     import size
 
