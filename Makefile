@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-scale eval report-check clean
+.PHONY: setup demo test lint bench bench-llm-build bench-scale eval report-check clean
 
 $(STAMP): pyproject.toml scripts/build-llm.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
