@@ -476,7 +476,8 @@ def _print_answer(ans: Any, streamed: bool, follows: str | None = None) -> None:
     if streamed and ans.dropped:
         label += f"; {len(ans.dropped)} unsupported sentence(s) removed"
     con.print(f"[bold]{label}[/bold]")
-    con.print(ans.answer, highlight=False)
+    # Wrapped at words on a terminal; one line a paragraph into a pipe, so no "[n]" is cut off its sentence.
+    con.print(ans.answer, highlight=False, markup=False, soft_wrap=not con.is_terminal)
     con.print("\n[bold]Sources[/bold]")
     by_url: dict[str, list[Any]] = {}
     for c in ans.citations:  # two chunks of one article are one source to a reader
