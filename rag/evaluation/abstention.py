@@ -18,13 +18,30 @@ ConfidenceFn = Callable[[Any, Sequence[Any]], ScorePairs]
 
 
 def answerer_scores(answerer: Any, questions: Sequence[Any]) -> ScorePairs:
-    """The answerer's own abstention signals, as `ask` uses them: best-sentence similarity, or
-    None when the question names a fact no retrieved source mentions."""
+    """The score the answerer decides on, as `ask` computes it: the fitted abstention model's
+    confidence (or, without one, the best sentence's similarity), or None when the question
+    names a fact no retrieved source mentions. Follow-ups are asked with their earlier question."""
     out: ScorePairs = {}
     for q in questions:
-        score, missing = answerer.question_score(q.question)
-        out[q.id] = (None if missing else float(score), bool(q.relevant))
+        previous = getattr(q, "previous", None)
+        signals, missing = answerer.question_signals(f"{q.question} {previous}" if previous else q.question)
+        if missing:
+            out[q.id] = (None, bool(q.relevant))
+            continue
+        model = answerer.abstention
+        score = model.probability(signals) if model is not None else signals["sentence_cos"]
+        out[q.id] = (float(score), bool(q.relevant))
     return out
+
+
+def describe(answerer: Any, similarity_threshold: float) -> tuple[float, str]:
+    """The threshold the answerer uses on that score, and what the score is."""
+    if answerer.abstention is not None:
+        return (
+            answerer.abstention.threshold,
+            "the fitted abstention model's confidence (config/abstention.json)",
+        )
+    return similarity_threshold, "cosine similarity of the best retrieved sentence (answer.abstain_below)"
 
 
 def point(pairs: ScorePairs, threshold: float) -> dict[str, float]:

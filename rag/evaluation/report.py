@@ -279,11 +279,11 @@ def _abstention_section(
             s=90,
             color="#d62728",
             zorder=3,
-            label=f"configured threshold {threshold}",
+            label=f"configured threshold {threshold:.2f}",
         )
         rows.append(
             [
-                f"configured {threshold}",
+                f"configured {threshold:.2f}",
                 f"{at['coverage']:.3f}",
                 f"{at['precision']:.3f}",
                 f"{at['answer_rate']:.3f}",

@@ -77,11 +77,15 @@ def html_report(
     from rag.evaluation import report
 
     pairs = None
+    threshold: float | None = settings.answer.abstain_below
+    source = "cosine similarity of the best retrieved sentence (answer.abstain_below)"
     if retriever is not None and questions is not None:
         from rag.answer import Answerer
-        from rag.evaluation.abstention import answerer_scores
+        from rag.evaluation.abstention import answerer_scores, describe
 
-        pairs = answerer_scores(Answerer(retriever, settings.answer, settings.llm), questions)
+        answerer = Answerer(retriever, settings.answer, settings.llm, settings.paths.abstention)
+        pairs = answerer_scores(answerer, questions)
+        threshold, source = describe(answerer, settings.answer.abstain_below)
     names = list(record["retrievers"])
     return report.write_html(
         record,
@@ -90,8 +94,8 @@ def html_report(
         worst_retriever=settings.retrieve.retriever,
         scatter_pair=("dense", "bm25") if {"dense", "bm25"} <= set(names) else None,
         abstention_pairs=pairs,
-        threshold=settings.answer.abstain_below,
-        abstention_source="cosine similarity of the best retrieved sentence (answer.abstain_below)",
+        threshold=threshold,
+        abstention_source=source,
         comparison=comparison,
     )
 
