@@ -87,16 +87,31 @@ def test_abstention_curve_points_by_hand():
 
 
 def test_answerer_scores_mark_missing_facts_as_never_answered():
+    class Model:
+        threshold = 0.5
+
+        def probability(self, signals):
+            return signals["sentence_cos"] / 2
+
     class Answerer:
-        def question_score(self, q):
-            return (0.4, ["FIFA"]) if "FIFA" in q else (0.6, [])
+        abstention = None
+
+        def question_signals(self, q):
+            return ({"sentence_cos": 0.4}, ["FIFA"]) if "FIFA" in q else ({"sentence_cos": 0.6}, [])
 
     class Q:
-        def __init__(self, id, question, relevant):
-            self.id, self.question, self.relevant = id, question, relevant
+        def __init__(self, id, question, relevant, previous=None):
+            self.id, self.question, self.relevant, self.previous = id, question, relevant, previous
 
-    got = abstention.answerer_scores(Answerer(), [Q("a", "What is X?", (1,)), Q("b", "Who won FIFA?", ())])
-    assert got == {"a": (0.6, True), "b": (None, False)}
+    qs = [Q("a", "What is X?", (1,)), Q("b", "Who won FIFA?", ()), Q("c", "and why?", (1,), "Who won FIFA?")]
+    a = Answerer()
+    # Without a fitted model the score is the best sentence's similarity; a follow-up is scored
+    # with its earlier question, so it inherits that question's missing name.
+    assert abstention.answerer_scores(a, qs) == {"a": (0.6, True), "b": (None, False), "c": (None, True)}
+    assert abstention.describe(a, 0.35)[0] == 0.35
+    a.abstention = Model()
+    assert abstention.answerer_scores(a, qs[:1]) == {"a": (0.3, True)}
+    assert abstention.describe(a, 0.35)[0] == 0.5
 
 
 def test_deeper_rankings_for_the_recall_curve_leave_the_scores_unchanged():
