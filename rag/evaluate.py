@@ -592,12 +592,17 @@ def run_beir_suite(
     return out
 
 
+def _load_baseline(path: Path, write_cmd: str) -> tuple[dict[str, Any], float]:
+    """A baseline file and its tolerance; a missing one says how to write it."""
+    if not path.exists():
+        raise RagError(f"{path}: no baseline; write one with `{write_cmd}`")
+    base = json.loads(path.read_text(encoding="utf-8"))
+    return base, float(base.get("tolerance", 0.02))
+
+
 def check_baseline(report: dict[str, Any], baseline_path: Path) -> list[str]:
     """Headline drops beyond the baseline's tolerance, as messages; empty when all is well."""
-    if not baseline_path.exists():
-        raise RagError(f"{baseline_path}: no baseline; write one with `rag eval --write-baseline`")
-    base = json.loads(baseline_path.read_text(encoding="utf-8"))
-    tol = float(base.get("tolerance", 0.02))
+    base, tol = _load_baseline(baseline_path, "rag eval --write-baseline")
     problems = []
     for name, levels in base["retrievers"].items():
         got = report["retrievers"].get(name)
@@ -948,10 +953,7 @@ def answer_baseline_from(result: dict[str, Any], tolerance: float = 0.02) -> dic
 
 def check_answer_baseline(result: dict[str, Any], baseline_path: Path) -> list[str]:
     """Answer figures that fell beyond the baseline's tolerance, as messages."""
-    if not baseline_path.exists():
-        raise RagError(f"{baseline_path}: no baseline; write one with `rag eval --answers --write-baseline`")
-    base = json.loads(baseline_path.read_text(encoding="utf-8"))
-    tol = float(base.get("tolerance", 0.02))
+    base, tol = _load_baseline(baseline_path, "rag eval --answers --write-baseline")
     problems = []
     checks = [
         (f"{m} {k}", result["modes"].get(m, {}).get(k), v)
