@@ -104,7 +104,8 @@ def main() -> None:
             "## LLM build: portable against native (the cost of running on every CPU)",
             "",
             f"- date: {date.today()}; CPU: {cpu}; model SmolLM2-135M-Instruct Q4_1; 2 threads; "
-            f"prompt {portable['n_prompt']} tokens evaluated as one batch, then 64 tokens generated one at a time; "
+            f"prompt {portable['n_prompt']} tokens evaluated as one batch, "
+            "then 64 tokens generated one at a time; "
             f"median (min–max) of {args.repeats}; `python bench/llm_build.py` regenerates this section",
             "",
             "| build | prompt eval tok/s | generation tok/s |",

@@ -26,10 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag import evaluate as ev  # noqa: E402
-from rag.answer import Answerer, content_words, load_llm, question_likelihood  # noqa: E402
+from rag.answer import Answerer, load_llm, question_likelihood  # noqa: E402
 from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
 from rag.retrieve import Hit, Retriever, rrf_fuse  # noqa: E402
-from rag.store import open_store  # noqa: E402
+from rag.stores import open_store  # noqa: E402
+from rag.text import content_words  # noqa: E402
 
 
 class QLRetriever:

@@ -150,7 +150,7 @@ def bench_scifact() -> dict | None:
     from rag import evaluate as ev
     from rag.config import load_settings
     from rag.retrieve import Retriever
-    from rag.store import open_store
+    from rag.stores import open_store
 
     folder = Path(os.environ.get("RAG_SCIFACT", "/work/shared/benchmarks/scifact"))
     if not (folder / "corpus.jsonl").exists():
@@ -244,7 +244,7 @@ def cold_first_token(index: Path, repeats: int) -> list[float]:
 def bench_warm(index: Path, repeats: int = 20) -> dict:
     from rag.config import load_settings
     from rag.retrieve import Retriever
-    from rag.store import open_store
+    from rag.stores import open_store
 
     s = load_settings(environ={})
     r = Retriever(open_store(index), s.retrieve)
@@ -268,7 +268,7 @@ def bench_llm(index: Path, repeats: int) -> dict:
     from rag.answer import Answerer, generate
     from rag.config import load_settings
     from rag.retrieve import Retriever
-    from rag.store import open_store
+    from rag.stores import open_store
 
     s = load_settings(environ={})
     a = Answerer(Retriever(open_store(index), s.retrieve), s.answer, s.llm)

@@ -51,12 +51,12 @@ sys.path.insert(0, str(ROOT))
 
 from rag.chunk import Chunk, chunk_id  # noqa: E402
 from rag.config import load_settings  # noqa: E402
-from rag.faiss_store import FaissStore  # noqa: E402
 from rag.index import identity, index_articles  # noqa: E402
 from rag.ingest import Article  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
-from rag.store import STOPWORDS as _STOPWORDS  # noqa: E402
-from rag.store import Changes  # noqa: E402
+from rag.stores import Changes  # noqa: E402
+from rag.stores.faiss import FaissStore  # noqa: E402
+from rag.text import STOPWORDS as _STOPWORDS  # noqa: E402
 
 DIM = 384
 CLUSTERS = 1000
@@ -674,7 +674,9 @@ def run_large(
 def lexical_profile(store: FaissStore, qs: list[str], n: int) -> dict[str, Any]:
     """Where BM25 time goes: FTS5 matches per query, time per match, and the query `rag` used
     before (ranking after a join to `chunks` for the visibility test) on the same queries."""
-    from rag.faiss_store import _BM25_WEIGHTS, _visible, fts_query
+    from rag.stores.faiss.sql import BM25_WEIGHTS as _BM25_WEIGHTS
+    from rag.stores.faiss.sql import fts_query
+    from rag.stores.faiss.sql import visible as _visible
 
     w = ", ".join(str(x) for x in _BM25_WEIGHTS)
     db = store._db
@@ -720,7 +722,7 @@ def run_ann(
     the largest, with the store's own constructors and search settings; recall against exact."""
     import faiss
 
-    from rag.faiss_store import _tuned
+    from rag.stores.faiss.segments import tuned as _tuned
 
     large = max(sizes)
     ann: dict[str, Any] = {"flat": {}, "approx": {}, "recall": {}, "build": {}, "ef": {}}

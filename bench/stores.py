@@ -66,7 +66,7 @@ def _latency(retriever: Any, queries: list[str], vectors: dict[str, np.ndarray] 
 
 def shipped(repeats: int) -> dict:
     from rag.retrieve import Retriever
-    from rag.store import open_store
+    from rag.stores import open_store
 
     settings = load_settings(environ={})
     res: dict[str, dict] = {}
@@ -105,7 +105,7 @@ def shipped(repeats: int) -> dict:
 
 
 def _write_and_time(make: Any, kind: str, where: Path) -> tuple[Any, float]:
-    from rag.store import open_store
+    from rag.stores import open_store
 
     s = _store(kind, where)
     store = open_store(where / "local", create=True, settings=s)
@@ -119,7 +119,7 @@ def scifact() -> dict | None:
     from rag.evaluate import load_beir
     from rag.index import copy_index
     from rag.retrieve import Retriever
-    from rag.store import open_store
+    from rag.stores import open_store
 
     cache = sorted((ROOT / "eval" / "cache").glob("beir-*[0-9a-f]"), key=lambda p: p.stat().st_mtime)
     cache = [p for p in cache if (p / "manifest.json").exists()]
@@ -148,7 +148,7 @@ def synthetic(n_chunks: int = 50_000, per_article: int = 10, seed: int = 7) -> d
     from rag.index import identity
     from rag.ingest import Article
     from rag.retrieve import Retriever
-    from rag.store import Changes
+    from rag.stores import Changes
 
     rng = np.random.default_rng(seed)
     pyrng = random.Random(seed)

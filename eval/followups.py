@@ -25,7 +25,7 @@ from rag.answer import Answerer  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from rag.followup import is_followup, resolve  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
-from rag.store import open_store  # noqa: E402
+from rag.stores import open_store  # noqa: E402
 
 
 def main() -> None:

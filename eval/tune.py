@@ -23,7 +23,7 @@ from rag.config import load_settings  # noqa: E402
 from rag.embed import onnx_embedder  # noqa: E402
 from rag.index import build_index  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
-from rag.store import open_store  # noqa: E402
+from rag.stores import open_store  # noqa: E402
 
 
 def fusion_grid():

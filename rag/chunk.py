@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from rag.ingest import Article
+from rag.text import SENTENCE_END_RE, byline
 
 CHUNKER_VERSION = "1"
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] take two places in the window
@@ -42,11 +43,6 @@ class Chunk:
         return f"{prefix(self.title, self.heading, self.author)}\n{self.text}"
 
 
-def byline(title: str, author: str | None) -> str:
-    """The title with its author, as retrieval sees it: "Title (by Author)"."""
-    return f"{title} (by {author})" if author else title
-
-
 def prefix(title: str, heading: str, author: str | None = None) -> str:
     head = byline(title, author)
     return f"{head} > {heading}" if heading else head
@@ -65,7 +61,6 @@ class _Unit:
 
 
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*$")
-_SENTENCE_END_RE = re.compile(r"(?<=[.!?…])[\"”’)\]]*\s+(?=[\"“‘(\[*]?[A-Z0-9])")
 
 
 def _sections(text: str) -> Iterator[tuple[str, int, int]]:
@@ -99,7 +94,7 @@ def _units(text: str, start: int, end: int, count: TokenCounter, limit: int) -> 
             continue
         first = True
         s = line_start
-        pieces = [m.end() for m in _SENTENCE_END_RE.finditer(text, line_start, line_end)]
+        pieces = [m.end() for m in SENTENCE_END_RE.finditer(text, line_start, line_end)]
         for cut in [*pieces, line_end]:
             seg_end = cut
             # trim the whitespace the sentence split left at the end
@@ -188,21 +183,3 @@ def chunk_article(
                 back += units[k].tokens
             i = k
     return chunks
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a text: lines first (lists, code), then sentence ends within a line."""
-    out: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        start = 0
-        for m in _SENTENCE_END_RE.finditer(line):
-            piece = line[start : m.end()].strip()
-            if piece:
-                out.append(piece)
-            start = m.end()
-        if line[start:].strip():
-            out.append(line[start:].strip())
-    return out

@@ -118,18 +118,14 @@ def index(
 
 
 def _where(settings: Settings, index_dir: Path | None) -> str:
-    s = settings.store
-    path = index_dir or settings.paths.index
-    if s.kind == "milvus":
-        from rag.milvus_store import redact
+    from rag.stores import describe
 
-        return f"milvus {redact(s.uri) if s.uri else f'{path}-milvus/milvus.db'}"
-    return str(s.uri or path)
+    return describe(index_dir or settings.paths.index, settings.store)
 
 
 def _copy(settings: Settings, source_dir: Path, index_dir: Path | None) -> Any:
     from rag.index import copy_index
-    from rag.store import open_store
+    from rag.stores import open_store
 
     source = open_store(source_dir)
     target = open_store(index_dir or settings.paths.index, create=True, settings=settings.store)
@@ -201,7 +197,7 @@ def sources(
     config: ConfigOpt = None,
 ) -> None:
     """List the indexed articles (full values with --json)."""
-    from rag.store import open_store
+    from rag.stores import open_store
 
     settings = _settings(config, store=store, uri=uri)
     arts = open_store(index_dir or settings.paths.index, settings=settings.store).articles()
@@ -275,7 +271,7 @@ def _filters(
 ) -> Any:
     from datetime import date
 
-    from rag.store import Filters
+    from rag.stores import Filters
 
     for flag, value in (("--since", since), ("--until", until)):
         if value:
@@ -296,7 +292,7 @@ def _queries(query: str) -> list[str]:
 
 def _open_retriever(settings: Settings, index_dir: Path | None) -> Any:
     from rag.retrieve import Retriever
-    from rag.store import open_store
+    from rag.stores import open_store
 
     return Retriever(
         open_store(index_dir or settings.paths.index, settings=settings.store), settings.retrieve
@@ -423,7 +419,7 @@ def _open_answerer(settings: Settings, index_dir: Path | None, model: Path | Non
     from rag.answer import Answerer
     from rag.errors import IndexMissing
     from rag.retrieve import Retriever
-    from rag.store import open_store
+    from rag.stores import open_store
 
     path = index_dir or settings.paths.index
     try:
@@ -690,7 +686,7 @@ def eval_(
     from rag.evaluation import runs as evruns
     from rag.evaluation.stats import TESTS
     from rag.retrieve import RETRIEVERS, Retriever
-    from rag.store import open_store
+    from rag.stores import open_store
 
     settings = _settings(config, store=store, uri=uri)
     names = [n.strip() for n in retriever.split(",") if n.strip()]
@@ -803,7 +799,7 @@ def eval_(
 def _beir_store(settings: Settings, faiss_dir: Path) -> Any:
     """The BEIR index in the configured store; a Milvus copy is made once from the FAISS one."""
     from rag.index import copy_index
-    from rag.store import open_store
+    from rag.stores import open_store
 
     if settings.store.kind == "faiss":
         return open_store(faiss_dir)

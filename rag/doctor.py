@@ -206,7 +206,7 @@ def check_llm(settings: Settings, probe: Callable[[Path], dict[str, Any]] = run_
 
 def check_index(settings: Settings, index_dir: Path | None) -> Check:
     from rag.errors import IndexMissing
-    from rag.store import open_store
+    from rag.stores import open_store
 
     path = index_dir or settings.paths.index
     try:

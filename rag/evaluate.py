@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import RagError
-from rag.store import StoredChunk
+from rag.stores import StoredChunk
 
 MEASURES = {
     "ndcg@10": "ndcg_cut_10",

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +25,7 @@ from rag.config import Settings
 from rag.embed import DIMENSION, MODEL_NAME, count_tokens, model_dir
 from rag.errors import IndexCorrupt, RagError
 from rag.ingest import CLEANER_VERSION, Article, dedupe, find_bundles, parse_bundle
-from rag.store import Changes, FileRecord, crash_point, open_store
+from rag.stores import Changes, FileRecord, crash_point, open_store
 
 QUERY_MODEL_FILE = "query-embedder.onnx"  # what indexes built before the shared model cache hold
 IDENTITY_KEYS = ("embedder", "chunker", "cleaner")  # what `identity` returns: vectors depend on these
@@ -215,7 +213,7 @@ def build_index(
         raise RagError(f"{scrapes}: scrapes path not found")
     store = open_store(index_dir, create=True, settings=settings.store)
     try:
-        with _writable(index_dir), store.writing():
+        with store.writing():
             old = store.manifest()
             same = (
                 old is not None
@@ -238,18 +236,6 @@ def build_index(
     return report
 
 
-@contextmanager
-def _writable(index_dir: Path) -> Iterator[None]:
-    try:
-        yield
-    except (OSError, sqlite3.Error) as e:
-        # A full disk or a read-only folder: the previous generation is untouched.
-        reason = getattr(e, "strerror", None) or str(e)
-        raise RagError(
-            f"{index_dir}: cannot write the index ({reason}); the previous index is intact"
-        ) from None
-
-
 def index_articles(
     articles: list[Article],
     settings: Settings,
@@ -264,7 +250,7 @@ def index_articles(
     t0 = time.perf_counter() if t0 is None else t0
     store = open_store(index_dir, create=True, settings=settings.store)
     try:
-        with _writable(index_dir), store.writing():
+        with store.writing():
             scan = Scan(files=store.files(), articles=articles)
             report = _update(store, scan, settings, rebuild, progress, embedder, t0, export_query_model)
     finally:

@@ -16,7 +16,7 @@ import numpy as np
 
 from rag.config import RetrieveSettings
 from rag.errors import IndexCorrupt, RagError
-from rag.store import Filters, Store, StoredChunk
+from rag.stores import Filters, Manifest, Store, StoredChunk
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
 
@@ -29,7 +29,7 @@ class Hit:
     retriever: str
 
 
-def load_query_embedder(index_dir: Path, manifest: dict[str, Any] | None) -> Any:
+def load_query_embedder(index_dir: Path, manifest: Manifest | None) -> Any:
     """The ONNX embedder that made the index's vectors, from the shared per-user model cache.
 
     An index whose vectors came from another model (name, dimension or weights) is refused: its

@@ -132,7 +132,7 @@ def real_index_copy(real_index: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def retriever(real_index, settings):
     from rag.retrieve import Retriever
-    from rag.store import open_store
+    from rag.stores import open_store
 
     return Retriever(open_store(real_index), settings.retrieve)
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from rag.evaluate import Evidence, Question, run_dev_suite
-from rag.store import ArticleInfo, StoredChunk
+from rag.stores import ArticleInfo, StoredChunk
 
 SENTENCES = {
     "https://x.org/a": ["Alpha cats sleep all day long.", "Alpha dogs bark at the moon loudly."],

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import Answerer, content_words, is_instruction, load_llm
+from rag.answer import Answerer, is_instruction, load_llm
 from rag.errors import RagError
+from rag.text import content_words
 
 from .conftest import SEED, run_rag
 
@@ -87,7 +88,7 @@ def test_sentences_without_support_fall_back_to_extractive(answerer, monkeypatch
 def test_injected_instructions_do_not_take_over(tmp_path, settings, onnx_embedder, llm_works):
     from rag.index import build_index
     from rag.retrieve import Retriever
-    from rag.store import open_store
+    from rag.stores import open_store
 
     scrapes = tmp_path / "scrapes"
     scrapes.mkdir()

@@ -1,6 +1,7 @@
-from rag.chunk import SPECIAL_TOKENS, chunk_article, prefix, split_sentences
+from rag.chunk import SPECIAL_TOKENS, chunk_article, prefix
 from rag.embed import count_tokens
 from rag.ingest import ingest
+from rag.text import split_sentences
 
 from .conftest import SEED
 

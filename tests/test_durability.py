@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from rag.index import build_index
 from rag.ingest import parse_bundle
-from rag.store import open_store
+from rag.stores import open_store
 
 from .conftest import ROOT, FakeEmbedder, run_rag
 

@@ -28,7 +28,7 @@ def test_onnx_graph_and_sentence_transformers_agree_on_questions_and_chunks(
     real_index, onnx_embedder, torch_embedder, settings
 ):
     from rag.index import chunk_articles
-    from rag.store import open_store
+    from rag.stores import open_store
 
     questions = [q.question for q in load_questions(ROOT / "eval" / "questions.jsonl")]
     onnx, torch = onnx_embedder.embed(questions), torch_embedder.embed(questions)

@@ -18,7 +18,7 @@ from rag.evaluate import (
     trec_metrics,
 )
 from rag.ingest import clean_page
-from rag.store import StoredChunk
+from rag.stores import StoredChunk
 
 ROOT = Path(__file__).resolve().parent.parent
 

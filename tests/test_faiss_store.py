@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from rag.chunk import Chunk
-from rag.faiss_store import FaissStore, _merge_from
 from rag.ingest import Article
-from rag.store import Changes, Filters
+from rag.stores import Changes, Filters
+from rag.stores.faiss import FaissStore
+from rag.stores.faiss.segments import merge_from as _merge_from
 
 DIM = 16
 

@@ -13,7 +13,7 @@ from rag.embed import count_tokens
 from rag.errors import IndexCorrupt, IndexMissing, RagError
 from rag.index import build_index
 from rag.ingest import ingest
-from rag.store import Filters, open_store
+from rag.stores import Filters, open_store
 
 from .conftest import FakeEmbedder, run_rag
 

@@ -8,7 +8,7 @@ import pytest
 
 from rag.errors import RagError
 from rag.retrieve import cap_per_article, rrf_fuse
-from rag.store import Filters
+from rag.stores import Filters
 
 from .conftest import run_rag
 
@@ -94,7 +94,7 @@ def test_rrf_fusion_by_hand():
 
 
 def test_cap_per_article_keeps_order():
-    from rag.store import StoredChunk
+    from rag.stores import StoredChunk
 
     def ch(cid, art):
         return StoredChunk(cid, art, "u", "t", "p", None, "", "", 0, 0, 0, False)

@@ -21,7 +21,7 @@ from rag.config import StoreSettings
 from rag.errors import RagError
 from rag.index import build_index
 from rag.retrieve import Retriever
-from rag.store import Filters, open_store
+from rag.stores import Filters, open_store
 
 from .conftest import ROOT, FakeEmbedder, run_rag
 from .test_index import _articles_of
@@ -247,7 +247,7 @@ def test_filter_values_cannot_change_the_expression(built, hostile):
 
 
 def test_literal_escaping_round_trips():
-    from rag.milvus_store import like_pattern, literal
+    from rag.stores.milvus.expr import like_pattern, literal
 
     assert literal('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
     assert like_pattern("50%_off") == '"%50\\\\%\\\\_off%"'
@@ -443,7 +443,7 @@ def test_vectors_round_trip_exactly(built):
 
 
 def test_file_records_round_trip_and_follow_the_generation(tmp_path, scrapes, settings, backend):
-    from rag.store import Changes, FileRecord, open_store
+    from rag.stores import Changes, FileRecord, open_store
 
     index = tmp_path / "index"
     _build(settings, backend, scrapes, index)

@@ -1,0 +1,5 @@
+"""Milvus (server, cluster or Milvus Lite): the scale-out store (see store.py)."""
+
+from rag.stores.milvus.store import MilvusStore
+
+__all__ = ["MilvusStore"]
