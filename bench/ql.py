@@ -94,7 +94,7 @@ def main() -> None:
         if not q.relevant:
             continue
         qvec = base.embed_query(q.question)
-        sources = a._sources(base.search(q.question, k=s.answer.sources, query_vector=qvec))
+        sources = a.sources(base.search(q.question, k=s.answer.sources, query_vector=qvec))
         cands = [
             (sent, float(src.vectors[i] @ qvec))
             for src in sources

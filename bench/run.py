@@ -255,7 +255,7 @@ def bench_warm(index: Path, repeats: int = 20) -> dict:
         lat = []
         for _ in range(repeats):
             for q in QUERIES:
-                r._query_vectors.clear()  # measure the query embedding too
+                r.forget_queries()  # measure the query embedding too
                 t0 = time.perf_counter()
                 r.search(q, retriever=name)
                 lat.append((time.perf_counter() - t0) * 1000)
@@ -279,7 +279,7 @@ def bench_llm(index: Path, repeats: int) -> dict:
             toks = 0
             first = None
             hits = a.retriever.search(q, k=s.answer.sources)
-            msgs = a.prompt(q, a._sources(hits), a.retriever.embed_query(q))
+            msgs = a.prompt(q, a.sources(hits), a.retriever.embed_query(q))
 
             t1 = time.perf_counter()
             for _tok in generate(a.llm, msgs, s.llm):

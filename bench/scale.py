@@ -56,6 +56,7 @@ from rag.ingest import Article  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
 from rag.stores import Changes  # noqa: E402
 from rag.stores.faiss import FaissStore  # noqa: E402
+from rag.stores.faiss.segments import new_index  # noqa: E402
 from rag.text import STOPWORDS as _STOPWORDS  # noqa: E402
 
 DIM = 384
@@ -260,7 +261,7 @@ def store_manifest(settings: Any, kind: str, articles: int, chunks: int) -> dict
 def reopen(store: FaissStore, path: Path, res: dict, key: tuple) -> FaissStore:
     """Close and reopen the store, as a reader process would, and time the first query's load."""
     store.close()
-    store._loaded = {}  # free the old FAISS indexes now, even while callers still hold the object
+    store.release_vectors()  # free the old FAISS indexes now, even while callers still hold the object
     del store
     gc.collect()
     store = FaissStore(path)
@@ -276,14 +277,12 @@ def the_index(store: FaissStore) -> Any:
 
     m = store.manifest()
     assert m is not None
-    if store._index_gen != m["generation"]:
-        store._load_faiss(m)
-    if len(m["segments"]) == 1:
-        return store._loaded[m["segments"][0]["file"]]
+    indexes = store.segment_indexes()
+    if len(indexes) == 1:
+        return indexes[0]
     assert all(seg["kind"] == "flat" and seg["removed"] == 0 for seg in m["segments"]), m
-    union = FaissStore._new_faiss("flat", DIM, 0)
-    for seg in m["segments"]:
-        idx = store._loaded[seg["file"]]
+    union = new_index("flat", DIM, 0)
+    for idx in indexes:
         inner = faiss.downcast_index(idx.index)
         xb = faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * DIM).reshape(inner.ntotal, DIM)
         union.add_with_ids(np.array(xb), faiss.vector_to_array(idx.id_map).astype(np.int64))
@@ -494,9 +493,7 @@ def run_small_and_large(
         # parameters: measure that once (dense only), then reopen as a reader would
         retr = Retriever(store, settings.retrieve, embedder=FakeQueryEmbedder(res["qvec"]))
         stale = [[h.chunk.chunk_id for h in retr.search(q, retriever="dense")] for q in qs]
-        inner = __import__("faiss").downcast_index(
-            store._loaded[store.manifest()["segments"][0]["file"]].index
-        )
+        inner = __import__("faiss").downcast_index(store.segment_indexes()[0].index)
         params = f"efSearch={inner.hnsw.efSearch}" if kind == "hnsw" else f"nprobe={inner.nprobe}"
         res["stale"][(small, kind)] = (recall_at_10(exact["dense"], stale), params)
         log(f"  recall@10 {kind} in the committing process ({params}): {res['stale'][small, kind][0]:.3f}")
@@ -679,7 +676,7 @@ def lexical_profile(store: FaissStore, qs: list[str], n: int) -> dict[str, Any]:
     from rag.stores.faiss.sql import visible as _visible
 
     w = ", ".join(str(x) for x in _BM25_WEIGHTS)
-    db = store._db
+    db = store.connection
     gen = int((store.manifest() or {})["generation"])
     old_q = f"""SELECT c.row, -bm25(chunks_fts, {w}) AS score
         FROM chunks_fts JOIN chunks c ON c.row = chunks_fts.rowid JOIN articles a ON a.row = c.article_row
@@ -742,7 +739,7 @@ def run_ann(
 
     exact: list[list[int]] = []
     for n in sorted(sizes):
-        index = FaissStore._new_faiss("flat", DIM, n)
+        index = new_index("flat", DIM, n)
         index.add_with_ids(xb[:n], ids[:n])
         p50, p95, exact = timed(index)
         ann["flat"][n] = (p50, p95)
@@ -753,7 +750,7 @@ def run_ann(
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # building is parallel, as in commit
     t = time.perf_counter()
     nlist = max(1, min(int(4 * large**0.5), large // 39))
-    ivf = FaissStore._new_faiss("ivf", DIM, large)
+    ivf = new_index("ivf", DIM, large)
     train_n = min(large, 64 * nlist)
     sample = xb[np.sort(np.random.default_rng(3).choice(large, train_n, replace=False))]
     ivf.train(sample)
@@ -773,7 +770,7 @@ def run_ann(
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     t = time.perf_counter()
-    h = FaissStore._new_faiss("hnsw", DIM, large)
+    h = new_index("hnsw", DIM, large)
     for s in range(0, large, 100_000):  # in slices, to log progress of a long build
         h.add_with_ids(xb[s : s + 100_000], ids[s : s + 100_000])
         log(f"  ann: hnsw build {min(s + 100_000, large):,}/{large:,} after {time.perf_counter() - t:.0f}s")
@@ -1033,7 +1030,7 @@ def report_queries(w: Any, res: dict, small: int, large: int, nq: int, nwarm: in
     if res.get("load_s"):
         w(
             "Opening a store and answering its first dense search (reads the FAISS segments and "
-            "checks their counts against SQLite: `_load_faiss`), one run each, page cache warm; a "
+            "checks their counts against SQLite: `segment_indexes`), one run each, page cache warm; a "
             "BM25 query or listing articles reads no FAISS file:"
         )
         w("")
@@ -1128,8 +1125,8 @@ def report_ann(w: Any, ann: dict, nq: int) -> None:
         f"Run separately (`--parts ann`, {ann.get('date', '')}; load average {l0[0]:.1f} at the start, "
         f"{l1[0]:.1f} at the end, other test runs sharing the cores). The vectors are {large:,} "
         f"fresh draws from the same mixture, the same {nq} query vectors; exact search on the "
-        "first N of them, HNSW and IVF on all, each built with `FaissStore._new_faiss` and tuned "
-        "with the store's `_tuned`; one `search` call per query, k=10, one OpenMP thread (as `rag` "
+        "first N of them, HNSW and IVF on all, each built with `rag.stores.faiss.segments.new_index` and tuned "
+        "with the store's `segments.tuned`; one `search` call per query, k=10, one OpenMP thread (as `rag` "
         "searches; building used both cores). Median (min–max) of the per-pass p50/p95 over 3 passes."
     )
     w("")
@@ -1176,7 +1173,7 @@ def report_ann(w: Any, ann: dict, nq: int) -> None:
 
 
 def report_notes(w: Any, res: dict, small: int, large: int) -> None:
-    w("## Notes on `rag/faiss_store.py`")
+    w("## Notes on `rag/stores/faiss/`")
     w("")
     w(
         "- Vectors live in segments (log-structured): a commit writes one new flat FAISS file "
@@ -1256,7 +1253,7 @@ def profile_breakdown(prof: cProfile.Profile) -> list[tuple[str, float]]:
     out += [
         (
             "`FaissStore.articles` (what the store holds: every article's hash and chunk count)",
-            cum(lambda f, ln, fn: f.endswith("faiss_store.py") and fn == "articles"),
+            cum(lambda f, ln, fn: f.endswith("faiss/store.py") and fn == "articles"),
         ),
         (
             "`Article.content_hash` + `Article.id` (hashing every input article)",

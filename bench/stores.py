@@ -55,7 +55,7 @@ def _latency(retriever: Any, queries: list[str], vectors: dict[str, np.ndarray] 
         for _ in range(rounds):
             for q in queries:
                 if vectors is None:
-                    retriever._query_vectors.clear()  # measure the query embedding too
+                    retriever.forget_queries()  # measure the query embedding too
                 t0 = time.perf_counter()
                 retriever.search(q, retriever=name, query_vector=None if vectors is None else vectors[q])
                 lat.append((time.perf_counter() - t0) * 1000)

@@ -192,7 +192,7 @@ class Answerer:
             question, k=k or self.settings.sources, filters=filters, query_vector=qvec
         )
         t_retrieve = time.perf_counter() - t0
-        sources = self._sources(hits)
+        sources = self.sources(hits)
         timings = {"retrieve": t_retrieve}
         signals, missing = self.signals(question, qvec, hits, sources, filters)
         answer_it, confidence, reason = self.decide(signals, missing)
@@ -227,7 +227,7 @@ class Answerer:
         ans.timings = {**timings, **ans.timings}
         return ans
 
-    def _sources_from_texts(self, texts: list[str]) -> list[_Source]:
+    def sources_from_texts(self, texts: list[str]) -> list[_Source]:
         """Sources made from bare texts (evaluation re-scores printed sentences this way)."""
         from rag.stores import StoredChunk
 
@@ -235,9 +235,9 @@ class Answerer:
             Hit(StoredChunk(str(i), "", "", "", "", None, "", t, 0, len(t), 0, False), 0.0, i + 1, "")
             for i, t in enumerate(texts)
         ]
-        return self._sources(hits)
+        return self.sources(hits)
 
-    def _sources(self, hits: list[Hit]) -> list[_Source]:
+    def sources(self, hits: list[Hit]) -> list[_Source]:
         """Numbered sources with their sentences (instruction-like ones withheld) and vectors."""
         out: list[_Source] = []
         all_sents: list[str] = []
@@ -259,7 +259,7 @@ class Answerer:
         """The abstention signals of a question as `ask` computes them (evaluation fits on these)."""
         qvec = self.retriever.embed_query(question)
         hits = self.retriever.search(question, k=self.settings.sources, query_vector=qvec)
-        return self.signals(question, qvec, hits, self._sources(hits))
+        return self.signals(question, qvec, hits, self.sources(hits))
 
     def signals(
         self,

@@ -115,6 +115,10 @@ class Retriever:
             vec = self._query_vectors[query] = self.embedder.embed([query])[0]
         return vec
 
+    def forget_queries(self) -> None:
+        """Drop the remembered query vectors (benchmarks time the query embedding this way)."""
+        self._query_vectors.clear()
+
     def named_authors(self, query: str) -> list[str]:
         """Indexed authors whose full name the query contains (any case, whole words)."""
         gen = (self.store.manifest() or {}).get("generation")

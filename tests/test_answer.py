@@ -67,7 +67,7 @@ def test_off_corpus_question_abstains(answerer):
 def test_invented_citation_numbers_are_removed(answerer):
     q = "What is p-hacking?"
     hits = answerer.retriever.search(q, k=3)
-    sources = answerer._sources(hits)
+    sources = answerer.sources(hits)
     true_sentence = next(s for s in sources[0].sentences if "p-hacking" in s)
     draft = f"{true_sentence} [9] The moon is made of cheese and orbits Jupiter. [1]"
     kept, dropped = answerer.verify(draft, sources)
@@ -104,7 +104,7 @@ def test_injected_instructions_do_not_take_over(tmp_path, settings, onnx_embedde
     ]:
         ans = a.ask(q, mode=mode)
         assert "pwned" not in ans.answer.lower() and "pirate" not in ans.answer.lower()
-        assert "pwned" not in " ".join(m["content"] for m in a.prompt(q, a._sources(r.search(q, k=4))))
+        assert "pwned" not in " ".join(m["content"] for m in a.prompt(q, a.sources(r.search(q, k=4))))
     ans = a.ask("How long does banana bread bake?", mode="extractive")
     assert ans.citations and ans.citations[0].url == "https://example.com/banana-bread"
 

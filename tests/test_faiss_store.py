@@ -135,7 +135,7 @@ def test_approximate_first_segment_takes_flat_updates_and_is_tuned_in_the_commit
     _commit(store, [_article(i, 10, rng) for i in range(50)], kind="hnsw")
     first = _segments(tmp_path / "i")[0]
     assert first["kind"] == "hnsw"
-    inner = faiss.downcast_index(store._loaded[first["file"]].index)
+    inner = faiss.downcast_index(store.segment_indexes()[0].index)
     assert inner.hnsw.efSearch == 256  # not FAISS's default of 16
     _commit(store, [_article(50, 10, rng)], kind="hnsw")
     assert [s["kind"] for s in _segments(tmp_path / "i")] == ["hnsw", "flat"]
@@ -184,19 +184,19 @@ def test_bm25_skips_rows_of_a_build_in_progress_and_still_returns_k(tmp_path):
     _commit(store, [_article(i, 2, rng, words="zebra" if i % 3 == 0 else "") for i in range(30)])
     gen = store.manifest()["generation"]
     # A build under way has written rows that match better, under a generation not yet committed.
-    with store._db:
-        arow = store._db.execute(
+    with store.connection:
+        arow = store.connection.execute(
             "INSERT INTO articles (article_id, gen_added, url, title, publication, member_only, "
             "content_hash, aliases, text, source_file) VALUES ('x', ?, 'u', 't', 'p', 0, 'h', '[]', '', 'f')",
             (gen + 1,),
         ).lastrowid
         for o in range(40):
-            row = store._db.execute(
+            row = store.connection.execute(
                 'INSERT INTO chunks (chunk_id, article_row, gen_added, heading, start, "end", ord, text, '
                 "vector) VALUES (?, ?, ?, '', 0, 1, ?, 'zebra zebra zebra', x'00')",
                 (f"pending-{o}", arow, gen + 1, o),
             ).lastrowid
-            store._db.execute(
+            store.connection.execute(
                 "INSERT INTO chunks_fts (rowid, title, heading, text) "
                 "VALUES (?, 't', '', 'zebra zebra zebra')",
                 (row,),
