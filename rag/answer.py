@@ -336,62 +336,11 @@ class Answerer:
         always used; a runner-up only when it is close (and closer still from another article,
         which must earn its citation). See `passage` for the context each sentence brings.
         """
-        qwords = content_words(question)
-        kind = question_kind(question)
-        scored: list[tuple[float, int, int]] = []
-        for s in sources:
-            sims = s.vectors @ qvec
-            for i, sent in enumerate(s.sentences):
-                if not _answerable_sentence(sent):
-                    continue
-                overlap = len(qwords & content_words(sent)) / max(1, len(qwords))
-                bonus = KIND_BONUS if kind and fits_kind(kind, sent, qwords) else 0.0
-                scored.append((float(sims[i]) + 0.2 * overlap + bonus, s.n, i))
-        # Overlapping chunks repeat sentences: keep one copy, preferring one with its context.
         by_n = {s.n: s for s in sources}
-        scored.sort(key=lambda x: (-x[0], x[2] == 0))
-        unique: list[tuple[float, int, int]] = []
-        seen: set[str] = set()
-        for x in scored:
-            key = _key(by_n[x[1]].sentences[x[2]])
-            if key not in seen:
-                seen.add(key)
-                unique.append(x)
+        unique = _ranked_sentences(question, qvec, sources)
         if not unique:
             return []
-        best = unique[0][0]
-        home = by_n[unique[0][1]].hit.chunk.article_id
-        passages: list[tuple[int, list[int]]] = []  # source number, sentence indexes
-        used: set[str] = set()
-        words = 0
-        for x in unique[:6]:
-            if len(passages) == 3:
-                break
-            _, n, i = x
-            if passages:
-                same = by_n[n].hit.chunk.article_id == home
-                floor = (0.6 * best if same else best - 0.05) if len(passages) == 1 else best - 0.1
-                if x[0] < floor:
-                    continue
-            span = passage(by_n[n].sentences, i)
-            if span is None:
-                continue
-            keys = [_key(by_n[n].sentences[j]) for j in span]
-            if any(k in used for k in keys):
-                span = [j for j, k in zip(span, keys, strict=True) if k not in used]
-                if i not in span:
-                    continue
-                keys = [_key(by_n[n].sentences[j]) for j in span]
-            size = sum(len(by_n[n].sentences[j].split()) for j in span)
-            if passages and words + size > self.settings.max_answer_words:
-                continue
-            if not passages and size > self.settings.max_answer_words and len(span) > 1:
-                span = [i]  # the context would not fit: the sentence alone
-                keys = [_key(by_n[n].sentences[i])]
-                size = len(by_n[n].sentences[i].split())
-            passages.append((n, span))
-            used.update(keys)
-            words += size
+        passages = self._pick_passages(unique, by_n)
         # Reading order: by article (as first retrieved), then position in the article.
         first_seen: dict[str, int] = {}
         for s in sources:
@@ -403,6 +352,44 @@ class Answerer:
 
         passages.sort(key=order)
         return [(_LIST_MARK_RE.sub("", by_n[n].sentences[j]), [n], 1.0) for n, span in passages for j in span]
+
+    def _pick_passages(
+        self, unique: list[tuple[float, int, int]], by_n: dict[int, _Source]
+    ) -> list[tuple[int, list[int]]]:
+        """Up to three (source number, sentence indexes) passages from the ranked sentences,
+        within the answer's word budget and without repeating a sentence."""
+        best = unique[0][0]
+        home = by_n[unique[0][1]].hit.chunk.article_id
+        passages: list[tuple[int, list[int]]] = []
+        used: set[str] = set()
+        words = 0
+        for score, n, i in unique[:6]:
+            if len(passages) == 3:
+                break
+            sents = by_n[n].sentences
+            if passages:
+                same = by_n[n].hit.chunk.article_id == home
+                floor = (0.6 * best if same else best - 0.05) if len(passages) == 1 else best - 0.1
+                if score < floor:
+                    continue
+            span = passage(sents, i)
+            if span is None:
+                continue
+            keys = [_key(sents[j]) for j in span]
+            if any(k in used for k in keys):
+                span = [j for j, k in zip(span, keys, strict=True) if k not in used]
+                if i not in span:
+                    continue
+                keys = [_key(sents[j]) for j in span]
+            size = sum(len(sents[j].split()) for j in span)
+            if passages and words + size > self.settings.max_answer_words:
+                continue
+            if not passages and size > self.settings.max_answer_words and len(span) > 1:
+                span, keys, size = [i], [_key(sents[i])], len(sents[i].split())  # the sentence alone
+            passages.append((n, span))
+            used.update(keys)
+            words += size
+        return passages
 
     # ------------------------------------------------------------------------- generation
 
@@ -601,6 +588,34 @@ def _answerable_sentence(sentence: str) -> bool:
     """Headings, questions and fragments do not answer anything."""
     s = sentence.rstrip()
     return len(s.split()) >= 4 and not s.startswith("#") and not s.endswith("?")
+
+
+def _ranked_sentences(
+    question: str, qvec: np.ndarray, sources: list[_Source]
+) -> list[tuple[float, int, int]]:
+    """(score, source number, sentence index) of every answerable sentence, best first, one
+    copy of each (overlapping chunks repeat sentences: the copy with its context is kept)."""
+    qwords = content_words(question)
+    kind = question_kind(question)
+    scored: list[tuple[float, int, int]] = []
+    for s in sources:
+        sims = s.vectors @ qvec
+        for i, sent in enumerate(s.sentences):
+            if not _answerable_sentence(sent):
+                continue
+            overlap = len(qwords & content_words(sent)) / max(1, len(qwords))
+            bonus = KIND_BONUS if kind and fits_kind(kind, sent, qwords) else 0.0
+            scored.append((float(sims[i]) + 0.2 * overlap + bonus, s.n, i))
+    by_n = {s.n: s for s in sources}
+    scored.sort(key=lambda x: (-x[0], x[2] == 0))
+    unique: list[tuple[float, int, int]] = []
+    seen: set[str] = set()
+    for x in scored:
+        key = _key(by_n[x[1]].sentences[x[2]])
+        if key not in seen:
+            seen.add(key)
+            unique.append(x)
+    return unique
 
 
 def passage(sentences: list[str], i: int) -> list[int] | None:

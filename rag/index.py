@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -25,7 +25,8 @@ from rag.config import Settings
 from rag.embed import DIMENSION, MODEL_NAME, count_tokens, model_dir
 from rag.errors import IndexCorrupt, RagError
 from rag.ingest import CLEANER_VERSION, Article, dedupe, find_bundles, parse_bundle
-from rag.stores import Changes, FileRecord, crash_point, open_store
+from rag.stores import ArticleInfo, Changes, FileRecord, Manifest, Store, crash_point, open_store
+from rag.stores.base import generation
 
 QUERY_MODEL_FILE = "query-embedder.onnx"  # what indexes built before the shared model cache hold
 IDENTITY_KEYS = ("embedder", "chunker", "cleaner")  # what `identity` returns: vectors depend on these
@@ -139,28 +140,7 @@ def scan_scrapes(scrapes: Path, old: dict[str, FileRecord], store_has_articles: 
     every file, as the de-duplication across files needs them all.
     """
     paths = find_bundles(scrapes)
-    files: dict[str, FileRecord] = {}
-    parsed: dict[str, tuple[list[Article], list[Any]]] = {}
-    read = 0
-    for p in paths:
-        key = str(p.resolve())
-        try:
-            st = p.stat()
-            prev = old.get(key)
-            if prev and (prev.size, prev.mtime_ns) == (st.st_size, st.st_mtime_ns):
-                files[key] = prev
-                continue
-            data = p.read_bytes()
-        except OSError:
-            parsed[key] = parse_bundle(p)  # it reports the unreadable file as a warning
-            continue
-        read += 1
-        sha = hashlib.sha256(data).hexdigest()
-        if prev and prev.sha256 == sha:
-            files[key] = replace(prev, size=st.st_size, mtime_ns=st.st_mtime_ns)
-            continue
-        parsed[key] = parse_bundle(p, data)
-        files[key] = _record(key, st, sha, parsed[key][0])
+    files, parsed, read = _read_changed(paths, old)
     removed = set(old) - set(files)
     changed = {k for k in parsed if k in old and (k not in files or files[k].articles != old[k].articles)}
     new_files = [k for k in parsed if k not in old]
@@ -190,6 +170,36 @@ def scan_scrapes(scrapes: Path, old: dict[str, FileRecord], store_has_articles: 
         found.extend(parsed[key][0])
         warnings.extend(parsed[key][1])
     return Scan(files, dedupe(found), warnings=warnings, read=read)
+
+
+Parsed = dict[str, tuple[list[Article], list[Any]]]  # file key -> (articles, warnings)
+
+
+def _read_changed(paths: list[Path], old: dict[str, FileRecord]) -> tuple[dict[str, FileRecord], Parsed, int]:
+    """Records of every file, and the parse of those whose bytes changed; files read."""
+    files: dict[str, FileRecord] = {}
+    parsed: Parsed = {}
+    read = 0
+    for p in paths:
+        key = str(p.resolve())
+        try:
+            st = p.stat()
+            prev = old.get(key)
+            if prev and (prev.size, prev.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                files[key] = prev
+                continue
+            data = p.read_bytes()
+        except OSError:
+            parsed[key] = parse_bundle(p)  # it reports the unreadable file as a warning
+            continue
+        read += 1
+        sha = hashlib.sha256(data).hexdigest()
+        if prev and prev.sha256 == sha:
+            files[key] = replace(prev, size=st.st_size, mtime_ns=st.st_mtime_ns)
+            continue
+        parsed[key] = parse_bundle(p, data)
+        files[key] = _record(key, st, sha, parsed[key][0])
+    return files, parsed, read
 
 
 def build_index(
@@ -260,7 +270,7 @@ def index_articles(
 
 
 def _update(
-    store: Any,
+    store: Store,
     scan: Scan,
     settings: Settings,
     rebuild: bool,
@@ -272,7 +282,40 @@ def _update(
     """Write one generation holding `scan`'s articles (or, when partial, adding them)."""
     report = IndexReport()
     old = store.manifest()
-    want = identity(settings)
+    rebuild = _must_rebuild(old, identity(settings), rebuild, report)
+    if scan.articles is None:
+        # No article can have changed: at most the file records did.
+        assert old is not None and not rebuild
+        if _only_file_records(store, old, scan, settings, report):
+            return report
+        scan = Scan(files=scan.files, articles=[], partial=True)  # only the index kind changes
+    stored = {a.article_id: a for a in store.articles()} if old is not None else {}
+    plan = _plan(scan, {} if rebuild else stored, report)
+    vecs = _embed(plan, settings, progress, embedder, report)
+    changes = Changes(removed=list(stored) if rebuild else plan.removed, files=scan.files)
+    pos = 0
+    for a, chunks in zip(plan.todo, plan.chunks, strict=True):
+        changes.added.append((a, chunks, vecs[pos : pos + len(chunks)]))
+        pos += len(chunks)
+    report.chunks = report.embedded_chunks + plan.kept_chunks
+    report.index_kind = choose_kind(settings, report.chunks)
+    changed = bool(changes.added or changes.removed) or old is None
+    if changed or report.index_kind != (old or {}).get("index_kind") or scan.files != store.files():
+        store.commit(changes, _manifest(settings, report, plan.hashes, t0))
+        # The per-index ONNX copy older versions kept; queries now load the shared cached graph.
+        (Path(store.path) / QUERY_MODEL_FILE).unlink(missing_ok=True)
+    if export_query_model and (embedder is None or hasattr(embedder, "session")):
+        # The graph queries will load (a no-op when it is cached already).
+        from rag.onnx_model import ensure_model
+
+        ensure_model(model_dir(), MODEL_NAME, settings.embed.precision)
+    report.generation = generation(store.manifest())
+    return report
+
+
+def _must_rebuild(old: Manifest | None, want: dict[str, Any], rebuild: bool, report: IndexReport) -> bool:
+    """Whether every article must be re-embedded: asked for, or the index was built with
+    other settings that shape the vectors (the report says which)."""
     if old is not None and not rebuild:
         for key in IDENTITY_KEYS:
             if old.get(key) != want[key]:
@@ -284,26 +327,41 @@ def _update(
     if rebuild and old is not None and not report.rebuild_reason:
         report.rebuild_reason = "--rebuild"
     report.rebuilt = rebuild or old is None
-    if scan.articles is None:
-        # No article can have changed: at most the file records did.
-        assert old is not None and not rebuild
-        counts = old.get("counts", {})
-        report.articles = report.unchanged = int(counts.get("articles", 0))
-        report.chunks = int(counts.get("chunks", 0))
-        report.index_kind = str(old.get("index_kind", "flat"))
-        if report.index_kind == choose_kind(settings, report.chunks):
-            if scan.files != store.files():
-                store.commit(Changes(files=scan.files), {**old, "built_at": _now()})
-            report.generation = int((store.manifest() or {}).get("generation", 0))
-            return report
-        scan = Scan(files=scan.files, articles=[], partial=True)  # only the index kind changes
-    stored = {a.article_id: a for a in store.articles()} if old is not None else {}
-    known = {} if rebuild else stored
-    articles = scan.articles or []
+    return rebuild
 
-    current = {a.id: a for a in articles}
+
+def _only_file_records(
+    store: Store, old: Manifest, scan: Scan, settings: Settings, report: IndexReport
+) -> bool:
+    """When no article changed: commit the new file records (if any changed) and say True, or
+    say False when the index kind must change all the same."""
+    counts = old.get("counts", {})
+    report.articles = report.unchanged = int(counts.get("articles", 0))
+    report.chunks = int(counts.get("chunks", 0))
+    report.index_kind = str(old.get("index_kind", "flat"))
+    if report.index_kind != choose_kind(settings, report.chunks):
+        return False
+    if scan.files != store.files():
+        store.commit(Changes(files=scan.files), {**old, "built_at": _now()})
+    report.generation = generation(store.manifest())
+    return True
+
+
+@dataclass
+class _Plan:
+    todo: list[Article]  # articles to chunk and embed
+    chunks: list[list[Chunk]]  # their chunks
+    removed: list[str]  # ids of stored articles to remove (gone, or superseded)
+    kept_chunks: int  # chunks of unchanged articles, which stay as they are
+    hashes: list[str]  # content hashes of every article the new generation holds
+
+
+def _plan(scan: Scan, known: dict[str, ArticleInfo], report: IndexReport) -> _Plan:
+    """Compare the scanned articles with the stored ones (`known`) by content hash."""
+    articles = scan.articles or []
+    current = {a.id for a in articles}
     todo: list[Article] = []
-    kept_chunks = 0  # chunks of unchanged articles, which stay as they are
+    kept_chunks = 0
     hashes = [a.content_hash for a in articles]
     for a in articles:
         prev = known.get(a.id)
@@ -316,64 +374,52 @@ def _update(
         else:
             report.unchanged += 1
             kept_chunks += prev.chunks
+    gone: list[str] = []
+    report.articles = len(articles)
     if scan.partial:
         # Everything stored stays; `articles` only adds to it.
-        gone: list[str] = []
         rest = [a for aid, a in known.items() if aid not in current]
         report.unchanged += len(rest)
         kept_chunks += sum(a.chunks for a in rest)
         hashes += [a.content_hash for a in rest]
-        report.articles = len(articles) + len(rest)
+        report.articles += len(rest)
     else:
         gone = [aid for aid in known if aid not in current]
-        report.articles = len(articles)
     report.removed = len(gone)
+    removed = [*gone, *(a.id for a in todo if a.id in known)]
+    return _Plan(todo, [], removed, kept_chunks, hashes)
 
-    chunk_lists = chunk_articles(todo, settings)
-    texts = [c.embed_text for chunks in chunk_lists for c in chunks]
+
+def _embed(
+    plan: _Plan, settings: Settings, progress: ProgressFn | None, embedder: Any, report: IndexReport
+) -> np.ndarray:
+    """Chunk and embed the plan's articles; the embedder is loaded only when there is text."""
+    plan.chunks = chunk_articles(plan.todo, settings)
+    texts = [c.embed_text for chunks in plan.chunks for c in chunks]
+    report.embedded_chunks = len(texts)
+    vecs = np.zeros((0, DIMENSION), dtype=np.float32)
     if texts:
         if embedder is None:
             embedder = _onnx_embedder(settings)
         vecs = embedder.embed(
             texts, progress=(lambda d, t: progress("embedding", d, t)) if progress else None
         )
-    else:
-        vecs = np.zeros((0, DIMENSION), dtype=np.float32)
-    report.embedded_chunks = len(texts)
     crash_point("embedded")
+    return vecs
 
-    changes = Changes(removed=[*gone, *(a.id for a in todo if a.id in known)], files=scan.files)
-    if rebuild:
-        changes.removed = list(stored)
-    pos = 0
-    for a, chunks in zip(todo, chunk_lists, strict=True):
-        changes.added.append((a, chunks, vecs[pos : pos + len(chunks)]))
-        pos += len(chunks)
 
-    report.chunks = len(texts) + kept_chunks
-    report.index_kind = choose_kind(settings, report.chunks)
-    changed = bool(changes.added or changes.removed) or old is None
-    if changed or report.index_kind != (old or {}).get("index_kind") or scan.files != store.files():
-        manifest = {
-            **want,
-            "rag_version": rag.__version__,
-            "index_kind": report.index_kind,
-            "corpus_hash": corpus_hash(hashes),
-            "counts": {"articles": report.articles, "chunks": report.chunks},
-            "built_at": _now(),
-            "build_seconds": round(time.perf_counter() - t0, 3),
-            "query_embedder": query_model_name(settings.embed.precision),
-        }
-        store.commit(changes, manifest)
-        # The per-index ONNX copy older versions kept; queries now load the shared cached graph.
-        (Path(store.path) / QUERY_MODEL_FILE).unlink(missing_ok=True)
-    if export_query_model and (embedder is None or hasattr(embedder, "session")):
-        # The graph queries will load (a no-op when it is cached already).
-        from rag.onnx_model import ensure_model
-
-        ensure_model(model_dir(), MODEL_NAME, settings.embed.precision)
-    report.generation = int((store.manifest() or {}).get("generation", 0))
-    return report
+def _manifest(settings: Settings, report: IndexReport, hashes: list[str], t0: float) -> Manifest:
+    """What the new generation's manifest says about the index (the store adds its own keys)."""
+    return {
+        **identity(settings),  # type: ignore[typeddict-item]  # embedder, chunker, cleaner
+        "rag_version": rag.__version__,
+        "index_kind": report.index_kind,
+        "corpus_hash": corpus_hash(hashes),
+        "counts": {"articles": report.articles, "chunks": report.chunks},
+        "built_at": _now(),
+        "build_seconds": round(time.perf_counter() - t0, 3),
+        "query_embedder": query_model_name(settings.embed.precision),
+    }
 
 
 def _now() -> str:
@@ -387,18 +433,49 @@ def _onnx_embedder(settings: Settings) -> Any:
     return onnx_embedder(e.precision, batch_size=e.batch_size, threads=e.threads)
 
 
-def copy_index(source: Any, target: Any) -> IndexReport:
+def copy_index(source: Store, target: Store) -> IndexReport:
     """Copy every article, chunk and vector of `source` into `target` as one new generation,
     without re-embedding; the target's manifest records the same settings as the source's."""
-    from rag.chunk import Chunk
-
     t0 = time.perf_counter()
     m = source.manifest()
     if m is None:
         raise RagError(f"{source.path}: the index to copy from is empty; run `rag index` first")
-    chunks_by_article: dict[str, list[Chunk]] = {}
+    chunks_by_article = _stored_chunks(source)
+    infos = source.articles()
+    report = IndexReport(rebuilt=True, rebuild_reason=f"copied from {source.path}")
+    with target.writing():
+        old = target.manifest()
+        changes = Changes(removed=[a.article_id for a in target.articles()] if old else [])
+        for info in infos:
+            article = _stored_article(info, source.article_text(info.article_id) or "")
+            if article.content_hash != info.content_hash:
+                raise IndexCorrupt(f"{source.path}: article {info.url} does not match its stored hash")
+            chunks = sorted(chunks_by_article.get(info.article_id, []), key=lambda c: c.ord)
+            vecs = source.vectors([c.id for c in chunks]) if chunks else np.zeros((0, DIMENSION), np.float32)
+            changes.added.append((article, chunks, vecs))
+        report.articles = report.added = len(infos)
+        report.removed = len(changes.removed)
+        report.chunks = sum(len(c) for _, c, _ in changes.added)
+        report.index_kind = str(m.get("index_kind", "flat"))
+        # What describes the index, not how the source store keeps it (files, generations).
+        described = (*IDENTITY_KEYS, "index_kind", "query_embedder", "rag_version")
+        keep = {k: v for k, v in m.items() if k in described}
+        corpus = corpus_hash(a.content_hash for a in infos)
+        counts = {"articles": report.articles, "chunks": report.chunks}
+        manifest = cast(
+            Manifest, {**keep, "counts": counts, "corpus_hash": corpus, "copied_from": str(source.path)}
+        )
+        target.commit(changes, manifest)
+        report.generation = generation(target.manifest())
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
+def _stored_chunks(source: Store) -> dict[str, list[Chunk]]:
+    """Every chunk of a store as the chunker made it, by article id."""
+    out: dict[str, list[Chunk]] = {}
     for c in source.all_chunks():
-        chunks_by_article.setdefault(c.article_id, []).append(
+        out.setdefault(c.article_id, []).append(
             Chunk(
                 id=c.chunk_id,
                 article_id=c.article_id,
@@ -412,42 +489,20 @@ def copy_index(source: Any, target: Any) -> IndexReport:
                 author=c.author,
             )
         )
-    infos = source.articles()
-    report = IndexReport(rebuilt=True, rebuild_reason=f"copied from {source.path}")
-    with target.writing():
-        old = target.manifest()
-        changes = Changes(removed=[a.article_id for a in target.articles()] if old else [])
-        for info in infos:
-            article = Article(
-                url=info.url,
-                title=info.title,
-                publication=info.publication,
-                published=info.published,
-                fetched=info.fetched,
-                text=source.article_text(info.article_id) or "",
-                member_only=info.member_only,
-                source_file="",
-                source_line=0,
-                aliases=info.aliases,
-                author=info.author,
-            )
-            if article.content_hash != info.content_hash:
-                raise IndexCorrupt(f"{source.path}: article {info.url} does not match its stored hash")
-            chunks = sorted(chunks_by_article.get(info.article_id, []), key=lambda c: c.ord)
-            vecs = source.vectors([c.id for c in chunks]) if chunks else np.zeros((0, DIMENSION), np.float32)
-            changes.added.append((article, chunks, vecs))
-        report.articles = len(infos)
-        report.added = len(infos)
-        report.removed = len(changes.removed)
-        report.chunks = sum(len(c) for _, c, _ in changes.added)
-        report.index_kind = str(m.get("index_kind", "flat"))
-        # What describes the index, not how the source store keeps it (files, generations).
-        keep = {k: m[k] for k in (*IDENTITY_KEYS, "index_kind", "query_embedder", "rag_version") if k in m}
-        corpus = corpus_hash(a.content_hash for a in infos)
-        counts = {"articles": report.articles, "chunks": report.chunks}
-        target.commit(
-            changes, {**keep, "counts": counts, "corpus_hash": corpus, "copied_from": str(source.path)}
-        )
-        report.generation = int((target.manifest() or {}).get("generation", 0))
-    report.seconds = round(time.perf_counter() - t0, 3)
-    return report
+    return out
+
+
+def _stored_article(info: ArticleInfo, text: str) -> Article:
+    return Article(
+        url=info.url,
+        title=info.title,
+        publication=info.publication,
+        published=info.published,
+        fetched=info.fetched,
+        text=text,
+        member_only=info.member_only,
+        source_file="",
+        source_line=0,
+        aliases=info.aliases,
+        author=info.author,
+    )

@@ -390,17 +390,10 @@ def clean_page(body: list[str], title: str) -> tuple[str, bool]:
             continue
         if _UNDERLINE_RE.match(stripped) and len(stripped) > 2:
             continue  # a stray underline (of a dropped line)
-        low = stripped.lower()
         if not stripped:
             out.append("")
             continue
-        if (
-            low in _CHROME_LINES
-            or _COUNT_RE.match(stripped)
-            or _DATE_LINE_RE.match(stripped)
-            or _NOT_MEMBER_RE.match(_inline(stripped))
-            or (links and chrome == links and len(stripped.split()) <= 8 and not stripped.endswith("."))
-        ):
+        if _is_chrome(stripped, links, chrome):
             continue
         if prev_was_image and _CAPTION_RE.match(stripped) and len(stripped.split()) <= 25:
             prev_was_image = False
@@ -417,6 +410,18 @@ def clean_page(body: list[str], title: str) -> tuple[str, bool]:
         out.append(_inline(text.rstrip()))
         prev_was_image = False
     return _tidy(out), member_only
+
+
+def _is_chrome(stripped: str, links: int, chrome: int) -> bool:
+    """A line of the page around the article: menus, counts, dates, membership notes, or a
+    short line made only of site links."""
+    return bool(
+        stripped.lower() in _CHROME_LINES
+        or _COUNT_RE.match(stripped)
+        or _DATE_LINE_RE.match(stripped)
+        or _NOT_MEMBER_RE.match(_inline(stripped))
+        or (links and chrome == links and len(stripped.split()) <= 8 and not stripped.endswith("."))
+    )
 
 
 def _tidy(lines: list[str]) -> str:

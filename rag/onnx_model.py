@@ -193,9 +193,49 @@ def _quantise(src: Path, dst: Path) -> None:
         root.setLevel(level)
 
 
+class _Graph:
+    """Nodes and weights of an ONNX graph being written; node outputs are numbered in order."""
+
+    def __init__(self, weights: dict[str, np.ndarray], eps: float) -> None:
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.w, self.eps = weights, eps
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.counter = 0
+
+    def const(self, name: str, arr: np.ndarray) -> str:
+        self.inits.append(self.numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], **attrs: Any) -> str:
+        self.counter += 1
+        out = f"{op.lower()}_{self.counter}"
+        self.nodes.append(self.helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def linear(self, x: str, prefix: str, weight: np.ndarray, bias: np.ndarray) -> str:
+        # torch stores Linear weights as [out, in]; x @ W^T + b.
+        y = self.node("MatMul", [x, self.const(prefix + ".W", weight.T.astype(np.float32))])
+        return self.node("Add", [y, self.const(prefix + ".b", bias.astype(np.float32))])
+
+    def dense(self, x: str, prefix: str) -> str:
+        """The checkpoint's Linear layer `prefix`.dense."""
+        return self.linear(x, prefix, self.w[f"{prefix}.dense.weight"], self.w[f"{prefix}.dense.bias"])
+
+    def layer_norm(self, x: str, prefix: str) -> str:
+        w = self.w
+        gamma, beta = (
+            self.const(prefix + ".g", w[prefix + ".weight"]),
+            self.const(prefix + ".beta", w[prefix + ".bias"]),
+        )
+        return self.node("LayerNormalization", [x, gamma, beta], axis=-1, epsilon=self.eps)
+
+
 def build_graph(model_dir: Path) -> Any:  # -> onnx.ModelProto
     """The BERT encoder plus mean pooling, as an ONNX model holding the weights."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     cfg = json.loads((model_dir / "config.json").read_text())
     if cfg.get("model_type") != "bert" or cfg.get("position_embedding_type", "absolute") != "absolute":
@@ -203,120 +243,84 @@ def build_graph(model_dir: Path) -> Any:  # -> onnx.ModelProto
     if cfg.get("hidden_act") != "gelu":
         raise RagError(f"{model_dir}/config.json: hidden_act {cfg.get('hidden_act')!r} is not supported")
     w = read_safetensors(model_dir / "model.safetensors")
-    w = {k.removeprefix("bert."): v for k, v in w.items()}
+    g = _Graph({k.removeprefix("bert."): v for k, v in w.items()}, float(cfg["layer_norm_eps"]))
     hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
-    head_dim, eps = hidden // heads, float(cfg["layer_norm_eps"])
 
-    nodes: list[Any] = []
-    inits: list[Any] = []
-    counter = [0]
-
-    def const(name: str, arr: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
-        return name
-
-    def node(op: str, inputs: list[str], **attrs: Any) -> str:
-        counter[0] += 1
-        out = f"{op.lower()}_{counter[0]}"
-        nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-        return out
-
-    def linear(x: str, prefix: str, weight: np.ndarray, bias: np.ndarray) -> str:
-        # torch stores Linear weights as [out, in]; x @ W^T + b.
-        y = node("MatMul", [x, const(prefix + ".W", weight.T.astype(np.float32))])
-        return node("Add", [y, const(prefix + ".b", bias.astype(np.float32))])
-
-    def layer_norm(x: str, prefix: str) -> str:
-        return node(
-            "LayerNormalization",
-            [x, const(prefix + ".g", w[prefix + ".weight"]), const(prefix + ".beta", w[prefix + ".bias"])],
-            axis=-1,
-            epsilon=eps,
-        )
-
-    # Embeddings. Token types are always 0 for single sentences: that row is folded into positions.
-    word = node("Gather", [const("word_embeddings", w["embeddings.word_embeddings.weight"]), "input_ids"])
-    pos_table = w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
-    seq_len = node("Shape", ["input_ids"], start=1, end=2)  # 1-D [S]
-    pos_table = const("position_embeddings", pos_table.astype(np.float32))
-    pos = node(
-        "Slice",
-        [pos_table, const("zero", np.array([0], np.int64)), seq_len, const("axis0", np.array([0], np.int64))],
-    )
-    x = layer_norm(node("Add", [word, pos]), "embeddings.LayerNorm")
-
+    x = _embeddings(g)
     # Padding mask as an additive bias on attention scores: 0 for tokens, -10000 for padding.
-    maskf = node("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    bias = node(
+    maskf = g.node("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+    bias = g.node(
         "Mul",
         [
-            node("Sub", [const("onef", np.array(1.0, np.float32)), maskf]),
-            const("neg", np.array(-10000.0, np.float32)),
+            g.node("Sub", [g.const("onef", np.array(1.0, np.float32)), maskf]),
+            g.const("neg", np.array(-10000.0, np.float32)),
         ],
     )
-    bias = node("Unsqueeze", [bias, const("axes12", np.array([1, 2]))])  # [B, 1, 1, S]
-
-    split_heads = const("split_heads", np.array([0, 0, heads, head_dim], np.int64))
-    merge_heads = const("merge_heads", np.array([0, 0, hidden], np.int64))
-    scale = 1.0 / np.sqrt(head_dim)
+    bias = g.node("Unsqueeze", [bias, g.const("axes12", np.array([1, 2]))])  # [B, 1, 1, S]
+    g.const("split_heads", np.array([0, 0, heads, hidden // heads], np.int64))
+    g.const("merge_heads", np.array([0, 0, hidden], np.int64))
     for i in range(int(cfg["num_hidden_layers"])):
-        p = f"encoder.layer.{i}"
-        a = f"{p}.attention.self"
-        # One product for queries, keys and values; the 1/sqrt(d) score scale is folded into queries.
-        wqkv = np.concatenate([w[f"{a}.query.weight"] * scale, w[f"{a}.key.weight"], w[f"{a}.value.weight"]])
-        bqkv = np.concatenate([w[f"{a}.query.bias"] * scale, w[f"{a}.key.bias"], w[f"{a}.value.bias"]])
-        qkv = linear(x, f"{p}.qkv", wqkv, bqkv)
-        counter[0] += 1
-        q, k, v = (f"{p}.{t}" for t in "qkv")
-        nodes.append(
-            helper.make_node("Split", [qkv, const(f"{p}.split", np.array([hidden] * 3))], [q, k, v], axis=-1)
-        )
-        qh = node("Transpose", [node("Reshape", [q, split_heads])], perm=[0, 2, 1, 3])  # B,H,S,D
-        kh = node("Transpose", [node("Reshape", [k, split_heads])], perm=[0, 2, 3, 1])  # B,H,D,S
-        vh = node("Transpose", [node("Reshape", [v, split_heads])], perm=[0, 2, 1, 3])  # B,H,S,D
-        scores = node("Add", [node("MatMul", [qh, kh]), bias])
-        probs = node("Softmax", [scores], axis=-1)
-        ctx = node(
-            "Reshape", [node("Transpose", [node("MatMul", [probs, vh])], perm=[0, 2, 1, 3]), merge_heads]
-        )
-        o = f"{p}.attention.output"
-        attn = linear(ctx, o, w[f"{o}.dense.weight"], w[f"{o}.dense.bias"])
-        x = layer_norm(node("Add", [attn, x]), f"{o}.LayerNorm")
-        # Feed-forward with exact GELU: 0.5 * h * (1 + erf(h / sqrt(2))).
-        h = linear(
-            x, f"{p}.intermediate", w[f"{p}.intermediate.dense.weight"], w[f"{p}.intermediate.dense.bias"]
-        )
-        erf = node("Erf", [node("Mul", [h, const(f"{p}.rsqrt2", np.array(1 / np.sqrt(2), np.float32))])])
-        gelu = node(
-            "Mul",
-            [
-                node("Mul", [h, node("Add", [erf, const(f"{p}.onef", np.array(1.0, np.float32))])]),
-                const(f"{p}.half", np.array(0.5, np.float32)),
-            ],
-        )
-        ffn = linear(gelu, f"{p}.output", w[f"{p}.output.dense.weight"], w[f"{p}.output.dense.bias"])
-        x = layer_norm(node("Add", [ffn, x]), f"{p}.output.LayerNorm")
-
-    # Mean pooling over real tokens.
-    m3 = node("Unsqueeze", [maskf, const("axis2", np.array([2]))])  # B,S,1
-    summed = node("ReduceSum", [node("Mul", [x, m3]), const("axis1", np.array([1]))], keepdims=0)
-    count = node(
-        "Max",
-        [
-            node("ReduceSum", [m3, const("axis1b", np.array([1]))], keepdims=0),
-            const("tiny", np.array(1e-9, np.float32)),
-        ],
-    )
-    nodes.append(helper.make_node("Div", [summed, count], ["sentence_embedding"], name="pool"))
+        x = _encoder_layer(g, f"encoder.layer.{i}", x, bias, hidden, heads)
+    _mean_pool(g, x, maskf)
 
     ints = [
         helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"])
         for n in ("input_ids", "attention_mask")
     ]
     out = helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])
-    graph = helper.make_graph(nodes, "sentence_encoder", ints, [out], initializer=inits)
+    graph = helper.make_graph(g.nodes, "sentence_encoder", ints, [out], initializer=g.inits)
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="rag.onnx_model"
     )
     model.ir_version = 8
     return model
+
+
+def _embeddings(g: _Graph) -> str:
+    """Word plus position embeddings, normalised. Token types are always 0 for single
+    sentences: that row is folded into the positions."""
+    w = g.w
+    word = g.node("Gather", [g.const("word_embeddings", w["embeddings.word_embeddings.weight"]), "input_ids"])
+    pos_table = w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
+    seq_len = g.node("Shape", ["input_ids"], start=1, end=2)  # 1-D [S]
+    table = g.const("position_embeddings", pos_table.astype(np.float32))
+    zero, axis0 = g.const("zero", np.array([0], np.int64)), g.const("axis0", np.array([0], np.int64))
+    pos = g.node("Slice", [table, zero, seq_len, axis0])
+    return g.layer_norm(g.node("Add", [word, pos]), "embeddings.LayerNorm")
+
+
+def _encoder_layer(g: _Graph, p: str, x: str, bias: str, hidden: int, heads: int) -> str:
+    """One BERT layer: self-attention and the feed-forward block, each with residual and norm."""
+    w, a = g.w, f"{p}.attention.self"
+    # One product for queries, keys and values; the 1/sqrt(d) score scale is folded into queries.
+    scale = 1.0 / np.sqrt(hidden // heads)
+    wqkv = np.concatenate([w[f"{a}.query.weight"] * scale, w[f"{a}.key.weight"], w[f"{a}.value.weight"]])
+    bqkv = np.concatenate([w[f"{a}.query.bias"] * scale, w[f"{a}.key.bias"], w[f"{a}.value.bias"]])
+    qkv = g.linear(x, f"{p}.qkv", wqkv, bqkv)
+    g.counter += 1
+    q, k, v = (f"{p}.{t}" for t in "qkv")
+    split = g.const(f"{p}.split", np.array([hidden] * 3))
+    g.nodes.append(g.helper.make_node("Split", [qkv, split], [q, k, v], axis=-1))
+    qh = g.node("Transpose", [g.node("Reshape", [q, "split_heads"])], perm=[0, 2, 1, 3])  # B,H,S,D
+    kh = g.node("Transpose", [g.node("Reshape", [k, "split_heads"])], perm=[0, 2, 3, 1])  # B,H,D,S
+    vh = g.node("Transpose", [g.node("Reshape", [v, "split_heads"])], perm=[0, 2, 1, 3])  # B,H,S,D
+    probs = g.node("Softmax", [g.node("Add", [g.node("MatMul", [qh, kh]), bias])], axis=-1)
+    heads_out = g.node("Transpose", [g.node("MatMul", [probs, vh])], perm=[0, 2, 1, 3])
+    ctx = g.node("Reshape", [heads_out, "merge_heads"])
+    o = f"{p}.attention.output"
+    x = g.layer_norm(g.node("Add", [g.dense(ctx, o), x]), f"{o}.LayerNorm")
+    # Feed-forward with exact GELU: 0.5 * h * (1 + erf(h / sqrt(2))).
+    h = g.dense(x, f"{p}.intermediate")
+    erf = g.node("Erf", [g.node("Mul", [h, g.const(f"{p}.rsqrt2", np.array(1 / np.sqrt(2), np.float32))])])
+    one_plus = g.node("Add", [erf, g.const(f"{p}.onef", np.array(1.0, np.float32))])
+    gelu = g.node("Mul", [g.node("Mul", [h, one_plus]), g.const(f"{p}.half", np.array(0.5, np.float32))])
+    return g.layer_norm(g.node("Add", [g.dense(gelu, f"{p}.output"), x]), f"{p}.output.LayerNorm")
+
+
+def _mean_pool(g: _Graph, x: str, maskf: str) -> None:
+    """The output `sentence_embedding`: the mean of the token vectors over real tokens."""
+    m3 = g.node("Unsqueeze", [maskf, g.const("axis2", np.array([2]))])  # B,S,1
+    summed = g.node("ReduceSum", [g.node("Mul", [x, m3]), g.const("axis1", np.array([1]))], keepdims=0)
+    tokens = g.node("ReduceSum", [m3, g.const("axis1b", np.array([1]))], keepdims=0)
+    count = g.node("Max", [tokens, g.const("tiny", np.array(1e-9, np.float32))])
+    g.nodes.append(g.helper.make_node("Div", [summed, count], ["sentence_embedding"], name="pool"))
