@@ -418,8 +418,8 @@ def _main(repeats: int) -> None:
             "",
             "## LLM (SmolLM2-135M-Instruct Q4_1, llama.cpp, 2 threads)",
             "",
-            f"- first token after the prompt is sent (prompt trimmed to answer.prompt_sources x "
-            f"answer.prompt_sentences): {fmt(llm['first_token'], ' s')}",
+            f"- first token after the prompt is sent (the prompt holds the extractive answer's "
+            f"passages from at most answer.prompt_sources sources): {fmt(llm['first_token'], ' s')}",
             f"- generation speed: {fmt(llm['tokens_per_second'], ' tok/s', 1)}",
             "- llama.cpp's own speed, same model and threads (plain completion of 128 tokens, "
             f"prompt included): {fmt(llm['raw_tokens_per_second'], ' tok/s', 1)}",

@@ -199,11 +199,6 @@ def predict(model: AbstentionModel, x: np.ndarray) -> np.ndarray:
     return np.where(_vetoed(x), -1.0, p) if model.veto_missing else p
 
 
-def groups_of(ids: Sequence[str], previous: Sequence[str | None]) -> list[str]:
-    """Cross-validation groups: a question together with the one it follows up."""
-    return [prev or qid for qid, prev in zip(ids, previous, strict=True)]
-
-
 def cross_validate(
     x: np.ndarray,
     y: np.ndarray,

@@ -57,7 +57,6 @@ class _Unit:
     start: int
     end: int
     tokens: int
-    breaks_before: bool  # starts a new block (paragraph, list item, code line)
 
 
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*$")
@@ -92,7 +91,6 @@ def _units(text: str, start: int, end: int, count: TokenCounter, limit: int) -> 
         pos += len(line)
         if line_end <= line_start or not text[line_start:line_end].strip():
             continue
-        first = True
         s = line_start
         pieces = [m.end() for m in SENTENCE_END_RE.finditer(text, line_start, line_end)]
         for cut in [*pieces, line_end]:
@@ -101,17 +99,16 @@ def _units(text: str, start: int, end: int, count: TokenCounter, limit: int) -> 
             while seg_end > s and text[seg_end - 1].isspace():
                 seg_end -= 1
             if seg_end > s:
-                units.extend(_fit(text, s, seg_end, count, limit, first))
-                first = False
+                units.extend(_fit(text, s, seg_end, count, limit))
             s = cut
     return units
 
 
-def _fit(text: str, s: int, e: int, count: TokenCounter, limit: int, first: bool) -> list[_Unit]:
+def _fit(text: str, s: int, e: int, count: TokenCounter, limit: int) -> list[_Unit]:
     """One unit, or several word-aligned pieces when a single sentence is over the limit."""
     n = count(text[s:e])
     if n <= limit:
-        return [_Unit(s, e, n, first)]
+        return [_Unit(s, e, n)]
     out: list[_Unit] = []
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[s:e])]
     i = 0
@@ -124,7 +121,7 @@ def _fit(text: str, s: int, e: int, count: TokenCounter, limit: int, first: bool
             best = j
             j += 1
         ps, pe = s + words[i][0], s + words[best - 1][1]
-        out.append(_Unit(ps, pe, count(text[ps:pe]), first and i == 0))
+        out.append(_Unit(ps, pe, count(text[ps:pe])))
         i = best
     return out
 

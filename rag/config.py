@@ -93,9 +93,6 @@ class AnswerSettings(_Section):
     mode: Literal["llm", "extractive"] = Field("extractive", description="How answers are written.")
     sources: int = Field(4, ge=1, le=20, description="Retrieved chunks shown to the answerer.")
     prompt_sources: int = Field(3, ge=1, le=20, description="Sources placed in the LLM prompt.")
-    prompt_sentences: int = Field(
-        2, ge=1, le=50, description="Sentences per source in the prompt (those most like the question)."
-    )
     min_support: float = Field(0.6, ge=0, le=1, description="Support score a sentence needs to be kept.")
     abstain_below: float = Field(
         0.35,
