@@ -48,7 +48,16 @@ CPU_FLAG_OF = {
 # Present in the build, these are a crash waiting to happen (ggml asks for AMX tile permission on
 # one thread only, so its worker threads fault), or tie the build to CPUs many users lack.
 UNPORTABLE = ("AMX_INT8", "AVX512")
-PACKAGES = ("numpy", "faiss-cpu", "onnxruntime", "onnx", "tokenizers", "pydantic", "typer", "llama-cpp-python")
+PACKAGES = (
+    "numpy",
+    "faiss-cpu",
+    "onnxruntime",
+    "onnx",
+    "tokenizers",
+    "pydantic",
+    "typer",
+    "llama-cpp-python",
+)
 
 
 @dataclass(frozen=True)
