@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rag.evaluate import MEASURES
+from rag.evaluation.metrics import MEASURES
 from rag.evaluation.report import SECTIONS
 from tests.conftest import ROOT, run_rag
 
