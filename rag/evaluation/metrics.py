@@ -33,6 +33,7 @@ def trec_metrics(
 
 
 def mean(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each measure's mean over the queries; all zero when there are none."""
     if not per_query:
         return dict.fromkeys(MEASURES, 0.0)
     return {m: sum(v[m] for v in per_query.values()) / len(per_query) for m in MEASURES}

@@ -41,6 +41,8 @@ QUESTION_TYPES = (
 
 @dataclass(frozen=True)
 class Evidence:
+    """A verbatim quote from the article at `url` that answers the question, graded 1-3."""
+
     url: str
     grade: int
     quote: str
@@ -48,6 +50,8 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Question:
+    """One development question: its gold answer, type and evidence (none if unanswerable)."""
+
     id: str
     question: str
     answer: str
@@ -117,6 +121,7 @@ _FOLD = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-
 
 
 def normalise(text: str) -> str:
+    """Text in the comparable form `locate` matches quotes in."""
     return _normalise_with_map(text)[0].strip()
 
 
@@ -137,6 +142,8 @@ def locate(quote: str, text: str) -> tuple[int, int] | None:
 
 @dataclass
 class ResolvedQuestion:
+    """A question with its evidence located: (url, start, end, grade) spans, and quotes not found."""
+
     question: Question
     spans: list[tuple[str, int, int, int]] = field(default_factory=list)  # url, start, end, grade
     missing: list[Evidence] = field(default_factory=list)

@@ -30,6 +30,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def default_name(now: datetime | None = None) -> str:
+    """A run's name when none is given: the UTC time, to the second."""
     return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
 
 
@@ -51,6 +52,7 @@ def git_commit() -> str:
 
 
 def file_hash(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
