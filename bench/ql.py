@@ -25,9 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag import evaluate as ev  # noqa: E402
 from rag.answer import Answerer, load_llm, question_likelihood  # noqa: E402
 from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
+from rag.evaluation import beir  # noqa: E402
+from rag.evaluation.dev import run_dev_suite  # noqa: E402
+from rag.evaluation.questions import load_questions  # noqa: E402
 from rag.retrieve import Hit, Retriever, rrf_fuse  # noqa: E402
 from rag.stores import open_store  # noqa: E402
 from rag.text import content_words  # noqa: E402
@@ -69,14 +71,14 @@ def main() -> None:
     base = Retriever(open_store(s.paths.index), s.retrieve)
     a = Answerer(base, s.answer, s.llm)
     llm = load_llm(a.model_path(), s.llm, logits_all=True, n_ctx=512)
-    qs = [q for q in ev.load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"][
+    qs = [q for q in load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"][
         :: args.every
     ]
     names = ["hybrid", "hybrid+ql", "hybrid+ql-rrf"]
     lines = ["# Query-likelihood reranking with SmolLM2-135M (bench/ql.py)", ""]
 
     r = QLRetriever(base, llm)
-    dev = ev.run_dev_suite(r, qs, names)
+    dev = run_dev_suite(r, qs, names)
     lines += [
         f"## Development set ({dev['scored_questions']} answerable questions, top 20 reranked)",
         "",
@@ -128,19 +130,19 @@ def main() -> None:
     lines += part
 
     if not args.skip_scifact:
-        data = ev.load_beir(Path("/work/shared/benchmarks/scifact"))
+        data = beir.load_beir(Path("/work/shared/benchmarks/scifact"))
         keep = sorted(data.queries)[: args.scifact_queries]
-        sub = ev.BeirData(
+        sub = beir.BeirData(
             data.corpus,
             {k: data.queries[k] for k in keep},
             {k: v for k, v in data.qrels.items() if k in keep},
             data.fingerprint,
         )
-        path = ev.beir_index(data, s, PROJECT_ROOT / "eval" / "cache")
+        path = beir.beir_index(data, s, PROJECT_ROOT / "eval" / "cache")
         rb = QLRetriever(
             Retriever(open_store(path), s.retrieve.model_copy(update={"max_per_article": 0})), llm
         )
-        res = ev.run_beir_suite(rb, sub, names)
+        res = beir.run_beir_suite(rb, sub, names)
         part = [
             f"## SciFact, first {len(keep)} test queries (sorted ids), documents by best chunk",
             "",

@@ -147,8 +147,8 @@ def bench_bare_import(repeats: int) -> list[float]:
 
 def bench_scifact() -> dict | None:
     """SciFact's corpus indexed as `rag eval --beir` does (fresh cache), and dense nDCG@10."""
-    from rag import evaluate as ev
     from rag.config import load_settings
+    from rag.evaluation import beir as ev
     from rag.retrieve import Retriever
     from rag.stores import open_store
 

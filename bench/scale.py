@@ -1125,8 +1125,8 @@ def report_ann(w: Any, ann: dict, nq: int) -> None:
         f"Run separately (`--parts ann`, {ann.get('date', '')}; load average {l0[0]:.1f} at the start, "
         f"{l1[0]:.1f} at the end, other test runs sharing the cores). The vectors are {large:,} "
         f"fresh draws from the same mixture, the same {nq} query vectors; exact search on the "
-        "first N of them, HNSW and IVF on all, each built with `rag.stores.faiss.segments.new_index` and tuned "
-        "with the store's `segments.tuned`; one `search` call per query, k=10, one OpenMP thread (as `rag` "
+        "first N of them, HNSW and IVF on all, each built with `rag.stores.faiss.segments.new_index` "
+        "and tuned with `segments.tuned`; one `search` call per query, k=10, one OpenMP thread (as `rag` "
         "searches; building used both cores). Median (min–max) of the per-pass p50/p95 over 3 passes."
     )
     w("")

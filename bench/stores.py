@@ -116,7 +116,7 @@ def _write_and_time(make: Any, kind: str, where: Path) -> tuple[Any, float]:
 
 def scifact() -> dict | None:
     """Copy the cached SciFact index into fresh stores of each kind; time the writes and queries."""
-    from rag.evaluate import load_beir
+    from rag.evaluation.beir import load_beir
     from rag.index import copy_index
     from rag.retrieve import Retriever
     from rag.stores import open_store

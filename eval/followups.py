@@ -20,9 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag import evaluate as ev  # noqa: E402
 from rag.answer import Answerer  # noqa: E402
 from rag.config import load_settings  # noqa: E402
+from rag.evaluation import metrics  # noqa: E402
+from rag.evaluation import questions as ev  # noqa: E402
 from rag.followup import is_followup, resolve  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
 from rag.stores import open_store  # noqa: E402
@@ -68,7 +69,7 @@ def main() -> None:
                 (rq,) = ev.resolve([question(r, text)], texts)
                 qrels, _ = ev.qrels_for([rq])
                 run, _ = ev.run_for(rq, [h.chunk for h in hits])
-                m = ev.trec_metrics(qrels, {r["id"]: run}).get(r["id"], {})
+                m = metrics.trec_metrics(qrels, {r["id"]: run}).get(r["id"], {})
                 row[f"{mode}_recall@10"] = m.get("recall@10", 0.0)
                 row[f"{mode}_ndcg@10"] = m.get("ndcg@10", 0.0)
             row[f"{mode}_top"] = hits[0].chunk.title if hits else None

@@ -18,9 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag import evaluate as ev  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from rag.embed import onnx_embedder  # noqa: E402
+from rag.evaluation.beir import beir_index, load_beir, run_beir_suite  # noqa: E402
+from rag.evaluation.dev import run_dev_suite  # noqa: E402
+from rag.evaluation.questions import load_questions  # noqa: E402
 from rag.index import build_index  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
 from rag.stores import open_store  # noqa: E402
@@ -34,7 +36,7 @@ def fusion_grid():
 def dev(args: argparse.Namespace) -> None:
     base = load_settings(environ={})
     emb = onnx_embedder()
-    qs = ev.load_questions(ROOT / "eval" / "questions.jsonl")
+    qs = load_questions(ROOT / "eval" / "questions.jsonl")
     sizes = [tuple(int(x) for x in s.split("/")) for s in args.chunks.split(",")]
     for target, overlap in sizes:
         s = base.model_copy(
@@ -47,7 +49,7 @@ def dev(args: argparse.Namespace) -> None:
             store = open_store(Path(d))
             for name in ("dense", "bm25"):
                 r = Retriever(store, s.retrieve, embedder=emb)
-                rep = ev.run_dev_suite(r, qs, [name])
+                rep = run_dev_suite(r, qs, [name])
                 m = rep["retrievers"][name]
                 print(
                     f"chunk {target}/{overlap} {name:6s} ev {m['evidence']['ndcg@10']:.3f} "
@@ -58,7 +60,7 @@ def dev(args: argparse.Namespace) -> None:
                 for cap in (0, 3):
                     rs = s.retrieve.model_copy(update={**fusion, "max_per_article": cap})
                     r = Retriever(store, rs, embedder=emb)
-                    rep = ev.run_dev_suite(r, qs, ["hybrid"])
+                    rep = run_dev_suite(r, qs, ["hybrid"])
                     m = rep["retrievers"]["hybrid"]
                     print(
                         f"chunk {target}/{overlap} hybrid {fusion} cap {cap} "
@@ -69,16 +71,16 @@ def dev(args: argparse.Namespace) -> None:
 
 def beir(args: argparse.Namespace) -> None:
     s = load_settings(environ={})
-    data = ev.load_beir(Path(args.beir))
-    path = ev.beir_index(data, s, ROOT / "eval" / "cache")
+    data = load_beir(Path(args.beir))
+    path = beir_index(data, s, ROOT / "eval" / "cache")
     store = open_store(path)
     emb = Retriever(store, s.retrieve).embedder
     for name in ("dense", "bm25"):
-        rep = ev.run_beir_suite(Retriever(store, s.retrieve, embedder=emb), data, [name])
+        rep = run_beir_suite(Retriever(store, s.retrieve, embedder=emb), data, [name])
         print(f"{name:6s} ndcg@10 {rep['retrievers'][name]['document']['ndcg@10']:.3f}", flush=True)
     for fusion in fusion_grid():
         rs = s.retrieve.model_copy(update={**fusion, "max_per_article": 0})
-        rep = ev.run_beir_suite(Retriever(store, rs, embedder=emb), data, ["hybrid"])
+        rep = run_beir_suite(Retriever(store, rs, embedder=emb), data, ["hybrid"])
         print(f"hybrid {fusion} ndcg@10 {rep['retrievers']['hybrid']['document']['ndcg@10']:.3f}", flush=True)
 
 

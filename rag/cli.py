@@ -605,70 +605,77 @@ def chat(
 
 # --------------------------------------------------------------------------------- eval
 
+QuestionsOpt = Annotated[
+    Path | None, typer.Option("--questions", help="Development set (default: eval/questions.jsonl).")
+]
+RetrieverOpt = Annotated[str, typer.Option("--retriever", help="Comma-separated retrievers to compare.")]
+KOpt = Annotated[int, typer.Option("--k", min=1, max=1000, help="Ranking depth.")]
+BeirOpt = Annotated[Path | None, typer.Option("--beir", help="Evaluate on a BEIR dataset folder instead.")]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option("--report", help="FILE.html: one page with figures; else a folder for report.json/.md."),
+]
+CheckOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check",
+        help="Exit 1 if nDCG@10 is significantly worse than eval/runs/baseline.json "
+        "by more than eval/baseline.json's tolerance.",
+    ),
+]
+WriteBaselineOpt = Annotated[
+    bool, typer.Option("--write-baseline", help="Save this run as eval/baseline.json.")
+]
+AnswersOpt = Annotated[bool, typer.Option("--answers", help="Evaluate answers (llm and extractive) instead.")]
+ModesOpt = Annotated[str, typer.Option("--modes", help="Answer modes to compare.")]
+RunsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="RUN",
+        help="With --compare: saved runs (names in eval/runs, or paths); 'current' is this run.",
+        show_default=False,
+    ),
+]
+NameOpt = Annotated[
+    str | None, typer.Option("--name", help="Save this run as eval/runs/NAME.json (default: a timestamp).")
+]
+TrecOutOpt = Annotated[
+    Path | None, typer.Option("--trec-out", help="Write TREC run and qrels files into this folder.")
+]
+CompareOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compare",
+        help="Compare runs with paired tests: one RUN against this run, or several saved RUNs "
+        "against the first.",
+    ),
+]
+TestOpt = Annotated[
+    str,
+    typer.Option("--test", help="Paired test for --compare, --check and --report: randomization or ttest."),
+]
+FitOpt = Annotated[
+    bool, typer.Option("--fit", help="With --answers: refit the abstention model and save it.")
+]
+
 
 @app.command("eval")
 def eval_(
-    questions: Annotated[
-        Path | None, typer.Option("--questions", help="Development set (default: eval/questions.jsonl).")
-    ] = None,
-    retriever: Annotated[
-        str, typer.Option("--retriever", help="Comma-separated retrievers to compare.")
-    ] = "dense,bm25,hybrid",
-    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="Ranking depth.")] = 10,
-    beir: Annotated[
-        Path | None, typer.Option("--beir", help="Evaluate on a BEIR dataset folder instead.")
-    ] = None,
-    report: Annotated[
-        Path | None,
-        typer.Option("--report", help="FILE.html: one page with figures; else a folder for report.json/.md."),
-    ] = None,
-    check: Annotated[
-        bool,
-        typer.Option(
-            "--check",
-            help="Exit 1 if nDCG@10 is significantly worse than eval/runs/baseline.json "
-            "by more than eval/baseline.json's tolerance.",
-        ),
-    ] = False,
-    write_baseline: Annotated[
-        bool, typer.Option("--write-baseline", help="Save this run as eval/baseline.json.")
-    ] = False,
-    answers: Annotated[
-        bool, typer.Option("--answers", help="Evaluate answers (llm and extractive) instead.")
-    ] = False,
-    modes: Annotated[str, typer.Option("--modes", help="Answer modes to compare.")] = "llm,extractive",
-    run_refs: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="RUN",
-            help="With --compare: saved runs (names in eval/runs, or paths); 'current' is this run.",
-            show_default=False,
-        ),
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option("--name", help="Save this run as eval/runs/NAME.json (default: a timestamp)."),
-    ] = None,
-    trec_out: Annotated[
-        Path | None, typer.Option("--trec-out", help="Write TREC run and qrels files into this folder.")
-    ] = None,
-    compare_runs: Annotated[
-        bool,
-        typer.Option(
-            "--compare",
-            help="Compare runs with paired tests: one RUN against this run, or several saved RUNs "
-            "against the first.",
-        ),
-    ] = False,
-    test: Annotated[
-        str,
-        typer.Option(
-            "--test", help="Paired test for --compare, --check and --report: randomization or ttest."
-        ),
-    ] = "randomization",
-    fit: Annotated[
-        bool, typer.Option("--fit", help="With --answers: refit the abstention model and save it.")
-    ] = False,
+    questions: QuestionsOpt = None,
+    retriever: RetrieverOpt = "dense,bm25,hybrid",
+    k: KOpt = 10,
+    beir: BeirOpt = None,
+    report: ReportOpt = None,
+    check: CheckOpt = False,
+    write_baseline: WriteBaselineOpt = False,
+    answers: AnswersOpt = False,
+    modes: ModesOpt = "llm,extractive",
+    run_refs: RunsArg = None,
+    name: NameOpt = None,
+    trec_out: TrecOutOpt = None,
+    compare_runs: CompareOpt = False,
+    test: TestOpt = "randomization",
+    fit: FitOpt = False,
     index_dir: IndexOpt = None,
     store: StoreOpt = None,
     uri: UriOpt = None,
@@ -680,142 +687,133 @@ def eval_(
     A report ending in .html is one self-contained page with figures; any other --report is a
     folder of report.json and report.md.
     """
-    from rag import evaluate as ev
     from rag.config import PROJECT_ROOT
     from rag.evaluation import compare, workflow
-    from rag.evaluation import runs as evruns
-    from rag.evaluation.stats import TESTS
-    from rag.retrieve import RETRIEVERS, Retriever
-    from rag.stores import open_store
 
     settings = _settings(config, store=store, uri=uri)
-    names = [n.strip() for n in retriever.split(",") if n.strip()]
-    for n in names:
-        if n not in RETRIEVERS:
-            raise RagError(f"--retriever: unknown retriever '{n}' (use {', '.join(RETRIEVERS)})")
+    names = workflow.retriever_names(retriever)
+    questions = questions or PROJECT_ROOT / "eval" / "questions.jsonl"
     if answers:
         _eval_answers(settings, index_dir, questions, modes, report, as_json, fit, check, write_baseline)
         return
     runs_dir = PROJECT_ROOT / "eval" / "runs"
     refs = list(run_refs or [])
-    if test not in TESTS:
-        raise RagError(f"--test: unknown test '{test}' (use {', '.join(TESTS)})")
-    if refs and not compare_runs:
-        raise RagError(
-            f"unexpected argument '{refs[0]}': to compare saved runs, use rag eval --compare RUN ..."
-        )
-    if compare_runs and not refs:
-        raise RagError("--compare: name at least one saved run (a name in eval/runs, or a path)")
-    html = report if report is not None and report.suffix.lower() in (".html", ".htm") else None
-    if name:
-        evruns.run_path(name, runs_dir)  # a bad name fails before the evaluation, not after
-    for ref in refs:
-        if ref != "current":
-            evruns.load_run(ref, runs_dir)  # likewise a missing or unreadable run
-    if compare_runs and len(refs) > 1 and "current" not in refs:
+    workflow.check_options(refs, compare_runs, test, name, runs_dir)
+    html = workflow.html_path(report)
+    if workflow.saved_only(refs, compare_runs):
         loaded, cmp = workflow.compare_saved(refs, runs_dir, test)
         typer.echo(json.dumps(cmp, ensure_ascii=False) if as_json else compare.runs_table(cmp))
         if html:
             workflow.html_report(loaded[-1], html, settings, test, cmp)
             typer.echo(f"report written to {html}", err=True)
         return
-    if beir is not None:
-        data = ev.load_beir(beir)
-        typer.echo(f"BEIR {beir}: {len(data.corpus)} documents, {len(data.queries)} queries", err=True)
-        path = ev.beir_index(data, settings, PROJECT_ROOT / "eval" / "cache")
-        r = Retriever(
-            _beir_store(settings, path), settings.retrieve.model_copy(update={"max_per_article": 0})
-        )
-        result = ev.run_beir_suite(r, data, names, k=k)
-    else:
-        qs = ev.load_questions(questions or PROJECT_ROOT / "eval" / "questions.jsonl")
-        r = Retriever(
-            open_store(index_dir or settings.paths.index, settings=settings.store), settings.retrieve
-        )
-        result = ev.run_dev_suite(r, qs, names, k=k, depth=20 if html else 0)  # recall@1..20
-    record = workflow.make_record(
-        result,
-        settings,
-        name,
-        qs if beir is None else data,
-        beir or questions or PROJECT_ROOT / "eval" / "questions.jsonl",
-        beir is not None,
-    )
-    typer.echo(f"run saved to {evruns.save_run(record, runs_dir, name)}", err=True)
-    if trec_out:
-        written = evruns.write_trec(record, trec_out)
-        typer.echo(f"TREC files: {len(written)} written to {trec_out}", err=True)
-    if report and not html:
-        ev.write_report(result, report)
-    if as_json:
-        typer.echo(json.dumps(workflow.slim(result), ensure_ascii=False))
-    else:
-        typer.echo(result["table"])
-        if len(names) > 1:
-            typer.echo("\n" + compare.retriever_table(compare.retriever_comparison(record, test)))
-        for w in result.get("unresolved_evidence", []):
-            typer.secho(
-                f"warning: {w['id']}: evidence not found in {w['url']}: {w['evidence'][:60]}…",
-                fg=typer.colors.YELLOW,
-                err=True,
-            )
-        for name, rr in result["retrievers"].items():
-            if "mean_chunk_words" in rr:
-                typer.echo(
-                    f"{name}: mean chunk {rr['mean_chunk_words']} words, "
-                    f"{rr['seconds_per_query'] * 1000:.1f} ms/query"
-                )
-    comparison = workflow.compare_current(record, refs, runs_dir, test) if compare_runs else None
+    ev = _evaluate(settings, names, k, beir, questions, index_dir, name, depth=20 if html else 0)
+    _keep(ev, runs_dir, name, trec_out, report if not html else None)
+    _print_retrieval(ev, names, test, as_json)
+    comparison = workflow.compare_current(ev.record, refs, runs_dir, test) if compare_runs else None
     if comparison:
         typer.echo(
             json.dumps(comparison, ensure_ascii=False) if as_json else "\n" + compare.runs_table(comparison)
         )
     if html:
-        dev = beir is None
-        workflow.html_report(
-            record, html, settings, test, comparison, r if dev else None, qs if dev else None
-        )
+        workflow.html_report(ev.record, html, settings, test, comparison, ev.retriever, ev.questions)
         typer.echo(f"report written to {html}", err=True)
-    baseline = PROJECT_ROOT / "eval" / ("baseline-beir.json" if beir else "baseline.json")
-    baseline_run = runs_dir / baseline.name
-    if write_baseline:
-        baseline.write_text(
-            json.dumps(ev.baseline_from(result) if not beir else workflow.slim(result), indent=1) + "\n"
-        )
-        # committed, so without the retrieved snippets (details): per-question scores and rankings
-        evruns.save_run({**record, "name": baseline.stem, "details": {}}, runs_dir, baseline.stem)
+    _baseline(ev, runs_dir, test, write_baseline, check)
+
+
+def _keep(ev: Any, runs_dir: Path, name: str | None, trec_out: Path | None, folder: Path | None) -> None:
+    """Save the run; write the TREC files and the report folder when asked for."""
+    from rag.evaluation import runs, workflow
+
+    typer.echo(f"run saved to {runs.save_run(ev.record, runs_dir, name)}", err=True)
+    if trec_out:
+        written = runs.write_trec(ev.record, trec_out)
+        typer.echo(f"TREC files: {len(written)} written to {trec_out}", err=True)
+    if folder:
+        workflow.write_report(ev.result, folder)
+
+
+def _baseline(ev: Any, runs_dir: Path, test: str, write: bool, check: bool) -> None:
+    """Save the run as the baseline, and check it against the baseline, when asked for."""
+    from rag.evaluation import baselines
+
+    eval_dir = runs_dir.parent
+    if write:
+        baseline, baseline_run = baselines.write(ev.result, ev.record, eval_dir, runs_dir)
         typer.echo(f"baseline written to {baseline} and {baseline_run}", err=True)
     if check:
-        problems, passed, warning = workflow.check(result, record, baseline, baseline_run, test)
-        if warning:
-            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
-        for p in problems:
-            _err(p)
-        if problems:
-            raise typer.Exit(1)
-        typer.echo(passed, err=True)
+        baseline, baseline_run = baselines.paths(eval_dir, runs_dir, ev.result["kind"] == "beir")
+        _fail_on(*baselines.check(ev.result, ev.record, baseline, baseline_run, test))
 
 
-def _beir_store(settings: Settings, faiss_dir: Path) -> Any:
-    """The BEIR index in the configured store; a Milvus copy is made once from the FAISS one."""
-    from rag.index import copy_index
-    from rag.stores import open_store
+def _evaluate(
+    settings: Settings,
+    names: list[str],
+    k: int,
+    beir: Path | None,
+    questions: Path,
+    index_dir: Path | None,
+    name: str | None,
+    depth: int,
+) -> Any:
+    """The development set, or the BEIR dataset at `beir`, saying what it loaded and copied."""
+    from rag.config import PROJECT_ROOT
+    from rag.evaluation import workflow
+    from rag.evaluation.beir import load_beir
 
-    if settings.store.kind == "faiss":
-        return open_store(faiss_dir)
-    # Collections of their own, named after the cached index: never the user's own index.
-    beir = settings.store.model_copy(update={"collection": faiss_dir.name.replace("-", "_")})
-    store = open_store(faiss_dir, create=True, settings=beir)
-    if store.manifest() is None:
+    if beir is None:
+        return workflow.evaluate_dev(settings, names, k, questions, index_dir, name, depth)
+    data = load_beir(beir)
+    typer.echo(f"BEIR {beir}: {len(data.corpus)} documents, {len(data.queries)} queries", err=True)
+
+    def copying(faiss_dir: Path) -> None:
         typer.echo(f"copying {faiss_dir.name} into {_where(settings, faiss_dir)} …", err=True)
-        copy_index(open_store(faiss_dir), store)
-    return store
+
+    cache = PROJECT_ROOT / "eval" / "cache"
+    return workflow.evaluate_beir(settings, names, k, data, beir, cache, name, copying)
+
+
+def _print_retrieval(ev: Any, names: list[str], test: str, as_json: bool) -> None:
+    """The means table, the retrievers' significant differences, unresolved evidence, speed."""
+    from rag.evaluation import compare
+    from rag.evaluation.runs import slim
+
+    result = ev.result
+    if as_json:
+        typer.echo(json.dumps(slim(result), ensure_ascii=False))
+        return
+    typer.echo(result["table"])
+    if len(names) > 1:
+        typer.echo("\n" + compare.retriever_table(compare.retriever_comparison(ev.record, test)))
+    for w in result.get("unresolved_evidence", []):
+        typer.secho(
+            f"warning: {w['id']}: evidence not found in {w['url']}: {w['evidence'][:60]}…",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    for name, rr in result["retrievers"].items():
+        if "mean_chunk_words" in rr:
+            typer.echo(
+                f"{name}: mean chunk {rr['mean_chunk_words']} words, "
+                f"{rr['seconds_per_query'] * 1000:.1f} ms/query"
+            )
+
+
+def _fail_on(problems: list[str], passed: str, warning: str | None = None) -> None:
+    """A baseline check's outcome: each problem as an error and exit 1, else the passed line."""
+    if warning:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    for p in problems:
+        _err(p)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(passed, err=True)
 
 
 def _eval_answers(
     settings: Settings,
     index_dir: Path | None,
-    questions: Path | None,
+    questions: Path,
     modes: str,
     report: Path | None,
     as_json: bool,
@@ -825,78 +823,31 @@ def _eval_answers(
 ) -> None:
     """Answer quality by question type, with the abstention model's cross-validated figures;
     `fit` refits the model on these questions and saves it."""
-    import hashlib
-
-    from rag import evaluate as ev
     from rag.config import PROJECT_ROOT
+    from rag.evaluation import answers, baselines, workflow
+    from rag.evaluation.questions import load_questions
 
-    names = [m.strip() for m in modes.split(",") if m.strip()]
-    for m in names:
-        if m not in ("llm", "extractive"):
-            raise RagError(f"--modes: unknown mode '{m}' (use llm, extractive)")
-    path = questions or PROJECT_ROOT / "eval" / "questions.jsonl"
-    qs = ev.load_questions(path)
+    names = workflow.answer_modes(modes)
+    qs = load_questions(questions)
     answerer = _open_answerer(settings, index_dir, None, quiet=True)
-    study = ev.abstention_study(answerer, qs)
-    model = study["model"]
+    result = answers.evaluate_answers(answerer, qs, names, questions, settings.paths.abstention, fit)
     if fit:
-        model.provenance["questions_file"] = str(path.name)
-        model.provenance["questions_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        model.save(settings.paths.abstention)
-        answerer.abstention = model
         typer.echo(f"abstention model written to {settings.paths.abstention}", err=True)
-    result = ev.run_answer_suite(answerer, qs, names)
-    result["cross_validated"] = ev.cv_by_type(qs, study["cv_answered"])
-    result["abstention_variants"] = study["variants"]
-    result["abstention_model"] = {
-        "path": str(settings.paths.abstention),
-        "loaded": answerer.abstention is not None,
-        "provenance": answerer.abstention.provenance if answerer.abstention else None,
-    }
-    result["table"] = ev.answer_table(result)
-    first = names[-1]
-    curve, curve_md = ev.coverage_table(result["modes"][first]["rows"], study["cv_probability"])
-    result["precision_coverage"] = {"mode": first, "curve": curve}
-    variants_md = "\n".join(
-        ["| abstention model | cv answer rate | cv abstention |", "|---|---:|---:|"]
-        + [
-            f"| {n} | {v['answer_rate']:.3f} ± {v['answer_rate_sd']:.3f} | "
-            f"{v['abstain_rate']:.3f} ± {v['abstain_rate_sd']:.3f} |"
-            for n, v in study["variants"].items()
-        ]
-    )
     if report:
-        report.mkdir(parents=True, exist_ok=True)
-        (report / "answers.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
-        (report / "answers.md").write_text(
-            f"# Answer evaluation\n\n{result['table']}\n\n## Abstention models (cross-validated)\n\n"
-            f"{variants_md}\n\n## Precision and coverage of the abstention score ({first}, out of fold)"
-            f"\n\n{curve_md}\n"
-        )
+        answers.write_answer_report(result, report)
     if as_json:
-        slim = {
-            **result,
-            "modes": {m: {k: v for k, v in d.items() if k != "rows"} for m, d in result["modes"].items()},
-        }
-        typer.echo(json.dumps(slim, ensure_ascii=False))
+        typer.echo(json.dumps(answers.slim_answers(result), ensure_ascii=False))
     else:
-        typer.echo(result["table"])
-        typer.echo("")
-        typer.echo(variants_md)
-        typer.echo("")
-        typer.echo(f"precision and coverage of the abstention score ({first}, out of fold):")
-        typer.echo(curve_md)
-    baseline = PROJECT_ROOT / "eval" / "baseline-answers.json"
+        table, variants, curve = answers.summary_sections(result)
+        last = result["precision_coverage"]["mode"]
+        typer.echo(f"{table}\n\n{variants}\n")
+        typer.echo(f"precision and coverage of the abstention score ({last}, out of fold):")
+        typer.echo(curve)
     if write_baseline:
-        baseline.write_text(json.dumps(ev.answer_baseline_from(result), indent=1) + "\n")
-        typer.echo(f"baseline written to {baseline}", err=True)
+        typer.echo(f"baseline written to {baselines.write_answers(result, PROJECT_ROOT / 'eval')}", err=True)
     if check:
-        problems = ev.check_answer_baseline(result, baseline)
-        for p in problems:
-            _err(p)
-        if problems:
-            raise typer.Exit(1)
-        typer.echo("check passed: no answer figure fell beyond the tolerance", err=True)
+        problems = baselines.check_answer_baseline(result, PROJECT_ROOT / "eval" / baselines.ANSWERS_FILE)
+        _fail_on(problems, baselines.ANSWERS_PASSED)
 
 
 def main() -> None:

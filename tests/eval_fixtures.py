@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from rag.evaluate import Evidence, Question, run_dev_suite
+from rag.evaluation.dev import run_dev_suite
+from rag.evaluation.questions import Evidence, Question
 from rag.stores import ArticleInfo, StoredChunk
 
 SENTENCES = {

@@ -11,7 +11,7 @@ import pytest
 
 from rag.embed import OnnxEmbedder, count_tokens, model_dir
 from rag.errors import RagError
-from rag.evaluate import load_questions
+from rag.evaluation.questions import load_questions
 from rag.ingest import ingest
 from rag.onnx_model import read_safetensors
 

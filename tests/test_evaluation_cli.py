@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rag.evaluate import MEASURES
+from rag.evaluation.metrics import MEASURES
 from rag.evaluation.report import SECTIONS
 from tests.conftest import ROOT, run_rag
 
@@ -28,7 +28,6 @@ def _table_value(stdout: str, retriever: str, level: str, metric: str) -> float:
     return float(row.strip("|").split("|")[col])
 
 
-@pytest.mark.slow
 def test_rag_eval_saves_compares_exports_and_reports(real_index, tmp_path):
     import pytrec_eval
 

@@ -68,7 +68,9 @@ def test_report_is_valid_html(page):
 
 def test_query_path_and_plain_eval_modules_never_import_matplotlib():
     code = (
-        "import sys; import rag.cli, rag.retrieve, rag.answer, rag.evaluate, rag.evaluation.runs, "
+        "import sys; import rag.cli, rag.retrieve, rag.answer, rag.evaluation.questions, "
+        "rag.evaluation.metrics, rag.evaluation.dev, rag.evaluation.beir, rag.evaluation.answers, "
+        "rag.evaluation.baselines, rag.evaluation.workflow, rag.evaluation.tables, rag.evaluation.runs, "
         "rag.evaluation.compare, rag.evaluation.stats, rag.evaluation.abstention, rag.evaluation.report; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
     )

@@ -32,7 +32,7 @@ def test_missing_or_foreign_run_and_bad_name_are_clear_errors(tmp_path):
 def test_trec_files_read_back_by_pytrec_eval_give_the_runs_numbers(tmp_path):
     import pytrec_eval
 
-    from rag.evaluate import MEASURES
+    from rag.evaluation.metrics import MEASURES
 
     record = fake_record("t1")
     written = runs.write_trec(record, tmp_path)
@@ -115,7 +115,7 @@ def test_answerer_scores_mark_missing_facts_as_never_answered():
 
 
 def test_deeper_rankings_for_the_recall_curve_leave_the_scores_unchanged():
-    from rag.evaluate import run_dev_suite
+    from rag.evaluation.dev import run_dev_suite
     from tests.eval_fixtures import QUESTIONS, FakeRetriever
 
     shallow = run_dev_suite(FakeRetriever(), QUESTIONS, ["dense"], k=2)

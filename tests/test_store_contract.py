@@ -279,7 +279,7 @@ def test_an_empty_store_is_a_clear_error(tmp_path, backend):
 
 def test_from_index_copies_without_re_embedding(real_index, tmp_path, settings):
     """The shipped corpus, copied from FAISS into Milvus Lite: same articles, same rankings."""
-    from rag.evaluate import load_questions
+    from rag.evaluation.questions import load_questions
 
     target = StoreSettings(kind="milvus", uri=str(tmp_path / "m.db"))
     res = run_rag(

@@ -14,6 +14,7 @@ from typing import Any
 
 from rag.errors import RagError
 from rag.evaluation import stats
+from rag.evaluation.tables import markdown_table
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -71,39 +72,28 @@ def retriever_table(cmp: dict[str, Any]) -> str:
     """Markdown: means per retriever, with the letters of the retrievers each beats significantly."""
     names = cmp["retrievers"]
     metrics = list(next(iter(cmp["levels"].values())))
-    head = "| level | metric | " + " | ".join(f"{n} ({LETTERS[i]})" for i, n in enumerate(names)) + " |"
-    rows = [head, "|---|---|" + "---:|" * len(names)]
+    rows = []
     for level, by_metric in cmp["levels"].items():
         for metric in metrics:
             c = by_metric[metric]
             cells = [f"{c['mean'][n]:.3f}" + (f" {c['beats'][n]}" if c["beats"][n] else "") for n in names]
-            rows.append(f"| {level} | {metric} | " + " | ".join(cells) + " |")
+            rows.append([level, metric, *cells])
+    head = ["level", "metric", *(f"{n} ({LETTERS[i]})" for i, n in enumerate(names))]
     label = "randomization test, 10,000 permutations" if cmp["test"] == "randomization" else "paired t-test"
-    rows.append("")
-    rows.append(
-        f"Letters: significantly better (p < {stats.ALPHA}, {label}, Holm-Bonferroni "
+    return (
+        markdown_table(head, rows, "ll" + "r" * len(names))
+        + f"\n\nLetters: significantly better (p < {stats.ALPHA}, {label}, Holm-Bonferroni "
         f"across the {len(names) * (len(names) - 1) // 2} pairs) than the retriever with that letter."
     )
-    return "\n".join(rows)
 
 
-def pairs_table(cmp: dict[str, Any], metric: str) -> str:
-    """Markdown: each pair of retrievers on one metric, with delta, d_z and Holm-adjusted p."""
-    rows = ["| level | pair | delta | d_z | p | p (Holm) | |", "|---|---|---:|---:|---:|---:|---|"]
-    for level, by_metric in cmp["levels"].items():
-        for pr in by_metric[metric]["pairs"]:
-            rows.append(
-                f"| {level} | {pr['a']} - {pr['b']} | {pr['delta']:+.3f} | {_fmt_effect(pr['effect'])} | "
-                f"{pr['p']:.4f} | {pr['p_holm']:.4f} | {_mark(pr['delta'], pr['p_holm'])} |"
-            )
-    return "\n".join(rows)
-
-
-def _fmt_effect(e: float | None) -> str:
+def fmt_effect(e: float | None) -> str:
+    """Cohen's d_z with its sign, or n/a when it is undefined."""
     return "n/a" if e is None else f"{e:+.2f}"
 
 
-def _mark(delta: float, p: float) -> str:
+def mark(delta: float, p: float) -> str:
+    """▲ better or ▼ worse when the difference is significant at ALPHA, else nothing."""
     if p >= stats.ALPHA or delta == 0:
         return ""
     return "▲ better" if delta > 0 else "▼ worse"
@@ -118,21 +108,7 @@ def compare_runs(
     retriever, level and metric). Runs of different kinds, or of different BEIR datasets, are
     refused: their questions do not pair.
     """
-    notes = []
-    for o in others:
-        if o["kind"] != reference["kind"]:
-            raise RagError(
-                f"run '{o['name']}' is a {o['kind']} run, '{reference['name']}' a {reference['kind']} one"
-            )
-        if o["dataset"].get("hash") != reference["dataset"].get("hash"):
-            if reference["kind"] == "beir":
-                raise RagError(f"runs '{o['name']}' and '{reference['name']}' are on different BEIR datasets")
-            notes.append(
-                f"'{o['name']}' used another questions file than '{reference['name']}': "
-                "only the question ids in both are paired"
-            )
-        if o.get("corpus_hash") != reference.get("corpus_hash"):
-            notes.append(f"'{o['name']}' was run on another corpus than '{reference['name']}'")
+    notes = _pairing_notes(reference, others)
     rows: list[dict[str, Any]] = []
     for rname, ref_r in reference["retrievers"].items():
         for level in reference["levels"]:
@@ -172,6 +148,27 @@ def compare_runs(
     }
 
 
+def _pairing_notes(reference: dict[str, Any], others: list[dict[str, Any]]) -> list[str]:
+    """Refuse runs whose questions do not pair with the reference's; note the ones that pair
+    only in part (another questions file) or ran on another corpus."""
+    notes = []
+    for o in others:
+        if o["kind"] != reference["kind"]:
+            raise RagError(
+                f"run '{o['name']}' is a {o['kind']} run, '{reference['name']}' a {reference['kind']} one"
+            )
+        if o["dataset"].get("hash") != reference["dataset"].get("hash"):
+            if reference["kind"] == "beir":
+                raise RagError(f"runs '{o['name']}' and '{reference['name']}' are on different BEIR datasets")
+            notes.append(
+                f"'{o['name']}' used another questions file than '{reference['name']}': "
+                "only the question ids in both are paired"
+            )
+        if o.get("corpus_hash") != reference.get("corpus_hash"):
+            notes.append(f"'{o['name']}' was run on another corpus than '{reference['name']}'")
+    return notes
+
+
 def _moved(qids: list[str], a: list[float], b: list[float], worse: bool, n: int = 5) -> list[list[Any]]:
     """The questions that moved most in one direction: [[qid, from, to], ...]."""
     moved = [
@@ -185,22 +182,30 @@ def _moved(qids: list[str], a: list[float], b: list[float], worse: bool, n: int 
 
 def runs_table(cmp: dict[str, Any], metrics: list[str] | None = None) -> str:
     """Markdown: reference vs each run, with delta, d_z, Holm-adjusted p and a mark."""
+    head = ["retriever", "level", "metric", cmp["reference"], "run", "mean", "delta", "d_z", "p (Holm)", ""]
     rows = [
-        f"| retriever | level | metric | {cmp['reference']} | run | mean | delta | d_z | p (Holm) | |",
-        "|---|---|---|---:|---|---:|---:|---:|---:|---|",
+        [
+            r["retriever"],
+            r["level"],
+            r["metric"],
+            f"{r['reference_mean']:.3f}",
+            r["run"],
+            f"{r['run_mean']:.3f}",
+            f"{r['delta']:+.3f}",
+            fmt_effect(r["effect"]),
+            f"{r['p_holm']:.4f}",
+            mark(r["delta"], r["p_holm"]),
+        ]
+        for r in cmp["rows"]
+        if not metrics or r["metric"] in metrics
     ]
-    for r in cmp["rows"]:
-        if metrics and r["metric"] not in metrics:
-            continue
-        rows.append(
-            f"| {r['retriever']} | {r['level']} | {r['metric']} | {r['reference_mean']:.3f} | {r['run']} | "
-            f"{r['run_mean']:.3f} | {r['delta']:+.3f} | {_fmt_effect(r['effect'])} | {r['p_holm']:.4f} | "
-            f"{_mark(r['delta'], r['p_holm'])} |"
-        )
     label = "randomization test, 10,000 permutations" if cmp["test"] == "randomization" else "paired t-test"
-    rows.append("")
-    rows.append(f"▲/▼: significant at p < {stats.ALPHA} ({label}, Holm-Bonferroni across the runs compared).")
-    return "\n".join(rows + [f"note: {n}" for n in cmp["notes"]])
+    lines = [
+        markdown_table(head, rows, "lllrlrrrrl"),
+        "",
+        f"▲/▼: significant at p < {stats.ALPHA} ({label}, Holm-Bonferroni across the runs compared).",
+    ]
+    return "\n".join(lines + [f"note: {n}" for n in cmp["notes"]])
 
 
 def significant_drops(

@@ -110,14 +110,14 @@ def _retrievers_section(record: dict[str, Any], cmp: dict[str, Any], headline: s
     pair_rows = []
     for level, by_metric in cmp["levels"].items():
         for pr in by_metric[headline]["pairs"]:
-            mark = compare._mark(pr["delta"], pr["p_holm"])
+            mark = compare.mark(pr["delta"], pr["p_holm"])
             cls = "sig" if mark.startswith("▲") else "worse"
             pair_rows.append(
                 [
                     _e(level),
                     f"{_e(pr['a'])} − {_e(pr['b'])}",
                     f"{pr['delta']:+.3f}",
-                    compare._fmt_effect(pr["effect"]),
+                    compare.fmt_effect(pr["effect"]),
                     f"{pr['p']:.4f}",
                     f"{pr['p_holm']:.4f}",
                     f'<span class="{cls}">{mark}</span>' if mark else "",
@@ -388,7 +388,7 @@ def _compare_section(cmp: dict[str, Any] | None, headline: str) -> str:
     for r in cmp["rows"]:
         if r["metric"] != headline:
             continue
-        mark = compare._mark(r["delta"], r["p_holm"])
+        mark = compare.mark(r["delta"], r["p_holm"])
         cls = "sig" if mark.startswith("▲") else "worse"
         worse = ", ".join(f"{q} {a:.2f}→{b:.2f}" for q, a, b in r["worse"][:3])
         rows.append(
@@ -399,7 +399,7 @@ def _compare_section(cmp: dict[str, Any] | None, headline: str) -> str:
                 f"{r['reference_mean']:.3f}",
                 f"{r['run_mean']:.3f}",
                 f"{r['delta']:+.3f}",
-                compare._fmt_effect(r["effect"]),
+                compare.fmt_effect(r["effect"]),
                 f"{r['p_holm']:.4f}",
                 f'<span class="{cls}">{mark}</span>' if mark else "",
                 _e(worse),

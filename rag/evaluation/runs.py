@@ -16,22 +16,43 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rag.errors import RagError
+from rag.evaluation.metrics import MEASURES
 
 FORMAT = "rag-eval-run/1"
-SCORED_DEPTH = 10  # evaluate.trec_metrics scores the top 10 of every ranking
+SCORED_DEPTH = 10  # metrics.trec_metrics scores the top 10 of every ranking
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def default_name(now: datetime | None = None) -> str:
+    """A run's name when none is given: the UTC time, to the second."""
     return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
 
 
+def git_commit() -> str:
+    """The short hash of the code's checkout, or "unknown" outside git."""
+    try:
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=Path(__file__).resolve().parent,
+            ).stdout.strip()
+            or "unknown"
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def file_hash(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -41,6 +62,17 @@ def file_hash(path: Path) -> str:
 
 def _ranked(run: dict[str, float]) -> list[str]:
     return [d for d, _ in sorted(run.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def slim(result: dict[str, Any]) -> dict[str, Any]:
+    """A suite result without its per-question tables, rankings and judgments."""
+    drop = ("per_query", "run", "deep_run")
+    return {
+        **{k: v for k, v in result.items() if k not in ("qrels", "judgments")},
+        "retrievers": {
+            n: {k: v for k, v in r.items() if k not in drop} for n, r in result["retrievers"].items()
+        },
+    }
 
 
 def record_from(
@@ -55,8 +87,6 @@ def record_from(
     `questions` maps each question id to {"question", "type"}; `dataset` names what was
     evaluated ({"path", "hash"}).
     """
-    from rag.evaluate import MEASURES
-
     kind = result["kind"]
     levels = ["evidence", "article"] if kind == "dev" else ["document"]
     retrievers: dict[str, Any] = {}

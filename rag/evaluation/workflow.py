@@ -1,24 +1,128 @@
-"""What `rag eval` does with runs, composed for the CLI: keep the run, compare it, check it
-against the baseline, draw the report. Silent: it returns what the CLI prints."""
+"""What `rag eval` does, composed for the CLI: check the options, decide what to run and run it,
+keep the run, compare it, write the reports. Silent: it returns what the CLI prints."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.errors import RagError
 from rag.evaluation import compare, runs
+from rag.evaluation.metrics import HEADLINE
+from rag.evaluation.stats import TESTS
+
+ANSWER_MODES = ("llm", "extractive")
 
 
-def slim(result: dict[str, Any]) -> dict[str, Any]:
-    """A suite result without its per-question tables, rankings and judgments."""
-    drop = ("per_query", "run", "deep_run")
-    return {
-        **{k: v for k, v in result.items() if k not in ("qrels", "judgments")},
-        "retrievers": {
-            n: {k: v for k, v in r.items() if k not in drop} for n, r in result["retrievers"].items()
-        },
-    }
+def names_of(text: str) -> list[str]:
+    """The names in a comma-separated option, blanks dropped."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def retriever_names(text: str) -> list[str]:
+    """The retrievers `--retriever` names; an unknown one is an error listing the known ones."""
+    from rag.retrieve import RETRIEVERS
+
+    names = names_of(text)
+    for n in names:
+        if n not in RETRIEVERS:
+            raise RagError(f"--retriever: unknown retriever '{n}' (use {', '.join(RETRIEVERS)})")
+    return names
+
+
+def answer_modes(text: str) -> list[str]:
+    """The answer modes `--modes` names; an unknown one is an error."""
+    names = names_of(text)
+    for m in names:
+        if m not in ANSWER_MODES:
+            raise RagError(f"--modes: unknown mode '{m}' (use {', '.join(ANSWER_MODES)})")
+    return names
+
+
+def check_options(refs: list[str], compare_runs: bool, test: str, name: str | None, runs_dir: Path) -> None:
+    """Refuse a bad combination of options, a bad run name or a missing saved run before any
+    evaluation runs, not after it."""
+    if test not in TESTS:
+        raise RagError(f"--test: unknown test '{test}' (use {', '.join(TESTS)})")
+    if refs and not compare_runs:
+        raise RagError(
+            f"unexpected argument '{refs[0]}': to compare saved runs, use rag eval --compare RUN ..."
+        )
+    if compare_runs and not refs:
+        raise RagError("--compare: name at least one saved run (a name in eval/runs, or a path)")
+    if name:
+        runs.run_path(name, runs_dir)
+    for ref in refs:
+        if ref != "current":
+            runs.load_run(ref, runs_dir)
+
+
+def html_path(report: Path | None) -> Path | None:
+    """The report's path when it is to be one HTML page (it ends in .html or .htm)."""
+    return report if report is not None and report.suffix.lower() in (".html", ".htm") else None
+
+
+def saved_only(refs: list[str], compare_runs: bool) -> bool:
+    """Whether `--compare` compares saved runs alone, so that nothing is evaluated."""
+    return compare_runs and len(refs) > 1 and "current" not in refs
+
+
+@dataclass
+class Evaluation:
+    """A retrieval evaluation as run: the suite's result and its run record; on the development
+    set also the retriever and questions, which the HTML report asks again for its abstention
+    curve."""
+
+    result: dict[str, Any]
+    record: dict[str, Any]
+    retriever: Any = None
+    questions: Any = None
+
+
+def evaluate_dev(
+    settings: Any,
+    names: list[str],
+    k: int,
+    questions_path: Path,
+    index_dir: Path | None,
+    name: str | None,
+    depth: int = 0,
+) -> Evaluation:
+    """The development set against the index (`index_dir`, else the configured one)."""
+    from rag.evaluation.dev import run_dev_suite
+    from rag.evaluation.questions import load_questions
+    from rag.retrieve import Retriever
+    from rag.stores import open_store
+
+    qs = load_questions(questions_path)
+    r = Retriever(open_store(index_dir or settings.paths.index, settings=settings.store), settings.retrieve)
+    result = run_dev_suite(r, qs, names, k=k, depth=depth)
+    return Evaluation(result, make_record(result, settings, name, qs, questions_path, False), r, qs)
+
+
+def evaluate_beir(
+    settings: Any,
+    names: list[str],
+    k: int,
+    data: Any,
+    data_path: Path,
+    cache_dir: Path,
+    name: str | None,
+    before_copy: Callable[[Path], None] | None = None,
+) -> Evaluation:
+    """A loaded BEIR dataset, indexed once into `cache_dir` (and copied into Milvus when that is
+    the configured store); documents are not capped per article."""
+    from rag.evaluation.beir import beir_index, beir_store, run_beir_suite
+    from rag.retrieve import Retriever
+
+    path = beir_index(data, settings, cache_dir)
+    store = beir_store(settings, path, before_copy)
+    r = Retriever(store, settings.retrieve.model_copy(update={"max_per_article": 0}))
+    result = run_beir_suite(r, data, names, k=k)
+    return Evaluation(result, make_record(result, settings, name, data, data_path, True))
 
 
 def make_record(
@@ -100,31 +204,24 @@ def html_report(
     )
 
 
-def check(
-    result: dict[str, Any], record: dict[str, Any], baseline: Path, baseline_run: Path, test: str
-) -> tuple[list[str], str, str | None]:
-    """(problems, the line to print when there are none, a warning or None).
-
-    With a baseline run (per-question scores) a guarded metric fails only when it is both
-    significantly worse and lower by more than the tolerance of baseline.json; without one, the
-    tolerance alone decides, as before.
-    """
-    from rag import evaluate as ev
-
-    tolerance = 0.02
-    if baseline.exists():
-        tolerance = float(json.loads(baseline.read_text(encoding="utf-8")).get("tolerance", tolerance))
-    if baseline_run.exists():
-        base = runs.load_run(str(baseline_run), baseline_run.parent)
-        problems = compare.significant_drops(record, base, tolerance, ev.HEADLINE, test)
-        passed = (
-            f"check passed: no {ev.HEADLINE} significantly worse than {baseline_run.name} "
-            f"by more than {tolerance}"
-        )
-        return problems, passed, None
-    warning = f"no {baseline_run}: checking means against the tolerance only"
-    return (
-        ev.check_baseline(result, baseline),
-        "check passed: no headline metric fell beyond the tolerance",
-        warning,
-    )
+def write_report(report: dict[str, Any], folder: Path) -> None:
+    """report.json (the whole report) and report.md (the table and the worst questions)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    lines = [f"# Retrieval evaluation ({report['kind']})", ""]
+    for key in ("questions", "queries", "index_fingerprint", "corpus_hash", "fingerprint", "git_commit"):
+        if key in report:
+            lines.append(f"- {key}: {report[key]}")
+    lines += ["", report["table"], ""]
+    for name, r in report["retrievers"].items():
+        if "worst" not in r:
+            continue
+        lines += [f"## Worst questions: {name} (mean chunk {r['mean_chunk_words']} words)", ""]
+        for w in r["worst"]:
+            lines.append(
+                f"- {w['id']} ({w['type']}) {w['question']} — evidence nDCG@10 "
+                f"{w['evidence'].get(HEADLINE, 0):.3f}; expected {', '.join(sorted(set(w['expected'])))}; "
+                f"got {', '.join(x['title'] for x in w['retrieved'])}"
+            )
+        lines.append("")
+    (folder / "report.md").write_text("\n".join(lines), encoding="utf-8")

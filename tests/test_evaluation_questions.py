@@ -1,21 +1,17 @@
 import json
-import math
 from pathlib import Path
 
 import pytest
 
 from rag.errors import RagError
-from rag.evaluate import (
+from rag.evaluation.questions import (
     Evidence,
     Question,
     ResolvedQuestion,
-    load_beir,
     load_questions,
     locate,
-    mean,
     resolve,
     run_for,
-    trec_metrics,
 )
 from rag.ingest import clean_page
 from rag.stores import StoredChunk
@@ -25,22 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _chunk(cid, url, start, end, text):
     return StoredChunk(cid, "a", url, "T", "P", None, "", text, start, end, 0, False)
-
-
-def test_metrics_match_hand_computation_with_grades_ties_and_a_missing_query():
-    qrels = {"q1": {"d1": 2, "d2": 1, "d3": 0}, "q2": {"d4": 1}, "q3": {"d5": 1}}
-    # q1: d1 and d2 tie; trec_eval breaks ties by document id, descending: d3, d2, d1.
-    run = {"q1": {"d3": 3.0, "d1": 2.0, "d2": 2.0}, "q2": {"d4": 1.0, "x": 0.5}}
-    per = trec_metrics(qrels, run)
-    dcg = 0 + 1 / math.log2(3) + 2 / math.log2(4)
-    idcg = 2 / math.log2(2) + 1 / math.log2(3)
-    assert per["q1"]["ndcg@10"] == pytest.approx(dcg / idcg, abs=1e-4)
-    assert per["q1"]["mrr@10"] == pytest.approx(0.5)
-    assert per["q1"]["recall@5"] == pytest.approx(1.0)
-    assert per["q1"]["map@10"] == pytest.approx((1 / 2 + 2 / 3) / 2)
-    assert per["q2"]["ndcg@10"] == pytest.approx(1.0)
-    assert per["q3"]["ndcg@10"] == 0.0 and per["q3"]["mrr@10"] == 0.0
-    assert mean(per)["ndcg@10"] == pytest.approx((dcg / idcg + 1.0) / 3, abs=1e-4)
 
 
 def test_evidence_is_found_through_link_cleaning():
@@ -106,20 +86,3 @@ def test_bad_question_line_names_file_and_line(tmp_path):
     f.write_text(json.dumps({"id": "a", "question": "?", "type": "factoid", "relevant": []}) + "\n{oops\n")
     with pytest.raises(RagError, match=r"q.jsonl:2: not a question object"):
         load_questions(f)
-
-
-def test_beir_loader_keeps_test_queries_and_graded_qrels(tmp_path):
-    (tmp_path / "qrels").mkdir()
-    (tmp_path / "corpus.jsonl").write_text(
-        '{"_id": "d1", "title": "T1", "text": "alpha"}\n{"_id": "d2", "title": "", "text": "beta"}\n'
-    )
-    (tmp_path / "queries.jsonl").write_text(
-        '{"_id": "1", "text": "alpha?"}\n{"_id": "2", "text": "train only"}\n'
-    )
-    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t2\n1\td2\t1\n")
-    data = load_beir(tmp_path)
-    assert data.corpus == {"d1": ("T1", "alpha"), "d2": ("", "beta")}
-    assert data.queries == {"1": "alpha?"}
-    assert data.qrels == {"1": {"d1": 2, "d2": 1}}
-    with pytest.raises(RagError, match="missing"):
-        load_beir(tmp_path / "nope")
