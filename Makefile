@@ -53,7 +53,7 @@ eval: setup
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 report-check: setup-dev
 	command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
-	$(BIN)/python -m pytest -q tests/test_evaluation_report.py
+	$(BIN)/python -m pytest -q tests/integration/test_evaluation_report.py
 
 bench: setup-dev
 	$(BIN)/python bench/run.py

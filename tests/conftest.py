@@ -157,3 +157,9 @@ def answerer(retriever, settings, llm_works):
     from rag.answer import Answerer
 
     return Answerer(retriever, settings.answer, settings.llm, settings.paths.abstention)
+
+
+def articles_of(text: str) -> list[str]:
+    """Each article block (from its `## Publication` to the end of its repeat) of a bundle."""
+    starts = [m.start() for m in re.finditer(r"(?m)^## (?!Visual Content Analysis)[^\n]+\n\nSource:", text)]
+    return [text[s:e] for s, e in zip(starts, [*starts[1:], len(text)], strict=True)]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from rag.errors import RagError
 from rag.retrieve import cap_per_article, rrf_fuse
 from rag.stores import Filters
-
-from .conftest import run_rag
+from tests.conftest import ROOT, run_rag
 
 
 def test_rare_keyword_is_found_lexically(retriever):
@@ -146,3 +147,18 @@ def test_cli_errors_are_one_line(real_index, tmp_path):
     res = run_rag("index", "--scrapes", str(tmp_path / "missing"), "--index", str(tmp_path / "i"))
     assert res.returncode == 1 and "scrapes path not found" in res.stderr
     assert not (tmp_path / "i").exists()
+
+
+def test_a_search_loads_no_torch_no_cleaner_and_no_chunker(real_index):
+    code = (
+        "import sys; from rag.config import load_settings; from rag.stores import open_store; "
+        "from rag.retrieve import Retriever; s = load_settings(None); "
+        f"r = Retriever(open_store(__import__('pathlib').Path({str(real_index)!r})), s.retrieve); "
+        "hits = r.search('what is a smart contract', k=3); "
+        "print(len(hits), sorted(m for m in ('torch', 'sentence_transformers', 'rag.ingest', 'rag.chunk', "
+        "'rag.index', 'pymilvus') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, timeout=120
+    )
+    assert out.stdout.strip() == "3 []"

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from rag.followup import Turn, contextualise, is_followup, resolve
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,7 @@ from rag.chunk import SPECIAL_TOKENS, chunk_article, prefix
 from rag.embed import count_tokens
 from rag.ingest import ingest
 from rag.text import split_sentences
-
-from .conftest import SEED
+from tests.conftest import SEED
 
 
 def _chunks(**kw):

@@ -10,8 +10,7 @@ import pytest
 from rag.answer import Answerer, is_instruction, load_llm
 from rag.errors import RagError
 from rag.text import content_words
-
-from .conftest import SEED, run_rag
+from tests.conftest import SEED, run_rag
 
 STATS = "https://medium.com/towards-data-science/the-statistical-significance-scam-db904be36714"
 INJECTION = """## Kitchen Notes

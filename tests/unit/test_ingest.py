@@ -1,8 +1,7 @@
 from pathlib import Path
 
 from rag.ingest import canonical_url, dedupe, ingest, parse_author, parse_bundle
-
-from .conftest import SEED
+from tests.conftest import SEED
 
 EXPECTED = {
     "https://medium.com/towards-data-science/the-statistical-significance-scam-db904be36714": "The Statistical Significance Scam",

@@ -14,8 +14,7 @@ from rag.errors import RagError
 from rag.evaluation.questions import load_questions
 from rag.ingest import ingest
 from rag.onnx_model import read_safetensors
-
-from .conftest import ROOT, SEED
+from tests.conftest import ROOT, SEED
 
 
 def _agree(a: np.ndarray, b: np.ndarray, min_cosine: float) -> None:

@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 from rag.index import build_index
 from rag.ingest import parse_bundle
 from rag.stores import open_store
-
-from .conftest import ROOT, FakeEmbedder, run_rag
+from tests.conftest import ROOT, FakeEmbedder, run_rag
 
 POINTS = [
     "ingested",

@@ -22,9 +22,7 @@ from rag.errors import RagError
 from rag.index import build_index
 from rag.retrieve import Retriever
 from rag.stores import Filters, open_store
-
-from .conftest import ROOT, FakeEmbedder, run_rag
-from .test_index import _articles_of
+from tests.conftest import ROOT, FakeEmbedder, articles_of, run_rag
 
 BACKENDS = ["faiss", "lite-file", "lite-server"]
 
@@ -100,9 +98,9 @@ def test_incremental_updates_give_the_same_counts_in_every_store(
     first = _build(settings, backend, scrapes, index)
     assert _counts(first)[:1] + _counts(first)[2:] == (6, 6, 0, 0, 0)
 
-    new_article = _articles_of(bundles[2])[0]
-    dup = _articles_of(bundles[1])[0]  # an exact duplicate of an indexed article
-    changed = _articles_of(bundles[0])[0].replace(
+    new_article = articles_of(bundles[2])[0]
+    dup = articles_of(bundles[1])[0]  # an exact duplicate of an indexed article
+    changed = articles_of(bundles[0])[0].replace(
         "Statistical significance is like the drive-thru of the research world.",
         "Statistical significance is like a vending machine for conclusions.",
     )

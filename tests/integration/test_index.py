@@ -14,14 +14,7 @@ from rag.errors import IndexCorrupt, IndexMissing, RagError
 from rag.index import build_index
 from rag.ingest import ingest
 from rag.stores import Filters, open_store
-
-from .conftest import FakeEmbedder, run_rag
-
-
-def _articles_of(text: str) -> list[str]:
-    """Each article block (from its `## Publication` to the end of its repeat) of a bundle."""
-    starts = [m.start() for m in re.finditer(r"(?m)^## (?!Visual Content Analysis)[^\n]+\n\nSource:", text)]
-    return [text[s:e] for s, e in zip(starts, [*starts[1:], len(text)], strict=True)]
+from tests.conftest import FakeEmbedder, articles_of, run_rag
 
 
 def test_incremental_update_embeds_only_new_and_changed(tmp_path, scrapes, bundles, settings, onnx_embedder):
@@ -29,9 +22,9 @@ def test_incremental_update_embeds_only_new_and_changed(tmp_path, scrapes, bundl
     first = build_index(settings, scrapes, index, embedder=onnx_embedder, export_query_model=False)
     assert (first.articles, first.added, first.updated, first.removed) == (6, 6, 0, 0)
 
-    new_article = _articles_of(bundles[2])[0]  # LLMs from scratch
-    dup = _articles_of(bundles[1])[0]  # an exact duplicate of an indexed article
-    stats = _articles_of(bundles[0])[0]
+    new_article = articles_of(bundles[2])[0]  # LLMs from scratch
+    dup = articles_of(bundles[1])[0]  # an exact duplicate of an indexed article
+    stats = articles_of(bundles[0])[0]
     assert "The Statistical Significance Scam" in stats
     changed = stats.replace("2024-11-10T01:45:17.300885", "2024-11-20T00:00:00").replace(
         "Statistical significance is like the drive-thru of the research world.",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from .conftest import run_rag
-from .test_ingest import AUTHORS, EXPECTED
+from tests.conftest import run_rag
+from tests.unit.test_ingest import AUTHORS, EXPECTED
 
 STATS = "https://medium.com/towards-data-science/the-statistical-significance-scam-db904be36714"
 ABSTAIN = "The indexed articles do not answer this."

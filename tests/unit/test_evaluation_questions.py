@@ -16,7 +16,7 @@ from rag.evaluation.questions import (
 from rag.ingest import clean_page
 from rag.stores import StoredChunk
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _chunk(cid, url, start, end, text):
