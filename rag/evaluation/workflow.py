@@ -22,24 +22,25 @@ def names_of(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+def _known(text: str, flag: str, what: str, known: tuple[str, ...]) -> list[str]:
+    """The comma-separated names of option `flag`; one not in `known` is an error listing them."""
+    names = names_of(text)
+    for n in names:
+        if n not in known:
+            raise RagError(f"{flag}: unknown {what} '{n}' (use {', '.join(known)})")
+    return names
+
+
 def retriever_names(text: str) -> list[str]:
     """The retrievers `--retriever` names; an unknown one is an error listing the known ones."""
     from rag.retrieve import RETRIEVERS
 
-    names = names_of(text)
-    for n in names:
-        if n not in RETRIEVERS:
-            raise RagError(f"--retriever: unknown retriever '{n}' (use {', '.join(RETRIEVERS)})")
-    return names
+    return _known(text, "--retriever", "retriever", RETRIEVERS)
 
 
 def answer_modes(text: str) -> list[str]:
     """The answer modes `--modes` names; an unknown one is an error."""
-    names = names_of(text)
-    for m in names:
-        if m not in ANSWER_MODES:
-            raise RagError(f"--modes: unknown mode '{m}' (use {', '.join(ANSWER_MODES)})")
-    return names
+    return _known(text, "--modes", "mode", ANSWER_MODES)
 
 
 def check_options(refs: list[str], compare_runs: bool, test: str, name: str | None, runs_dir: Path) -> None:

@@ -15,7 +15,7 @@ import os
 import signal
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar
 
@@ -116,40 +116,38 @@ class Changes:
     files: dict[str, FileRecord] | None = None
 
 
+def _blank_is_none(value: Any) -> Any:
+    return value or None
+
+
+# How a stored value becomes a record field: the stores keep booleans as integers, an absent
+# date or author as "" (Milvus) or NULL (SQLite), and aliases as a JSON list.
+_FROM_STORED: dict[str, Any] = {
+    "published": _blank_is_none,
+    "fetched": _blank_is_none,
+    "author": _blank_is_none,
+    "member_only": bool,
+    "start": int,
+    "end": int,
+    "ord": int,
+    "chunks": int,
+    "aliases": lambda v: tuple(json.loads(v)),
+}
+
+
+def _record(cls: Any, r: Mapping[str, Any]) -> Any:
+    keep = lambda v: v  # noqa: E731
+    return cls(**{f.name: _FROM_STORED.get(f.name, keep)(r.get(f.name)) for f in fields(cls)})
+
+
 def chunk_from_row(r: Mapping[str, Any]) -> StoredChunk:
-    """A StoredChunk from a row holding its fields by name (an empty date or author is None)."""
-    return StoredChunk(
-        chunk_id=r["chunk_id"],
-        article_id=r["article_id"],
-        url=r["url"],
-        title=r["title"],
-        publication=r["publication"],
-        published=r["published"] or None,
-        heading=r["heading"],
-        text=r["text"],
-        start=int(r["start"]),
-        end=int(r["end"]),
-        ord=int(r["ord"]),
-        member_only=bool(r["member_only"]),
-        author=r.get("author") or None,
-    )
+    """A StoredChunk from a row holding its fields by name."""
+    return _record(StoredChunk, r)  # type: ignore[no-any-return]
 
 
 def article_from_row(r: Mapping[str, Any]) -> ArticleInfo:
-    """An ArticleInfo from a row holding its fields by name (aliases as a JSON list)."""
-    return ArticleInfo(
-        article_id=r["article_id"],
-        url=r["url"],
-        title=r["title"],
-        publication=r["publication"],
-        published=r["published"] or None,
-        fetched=r["fetched"] or None,
-        member_only=bool(r["member_only"]),
-        chunks=int(r["chunks"]),
-        content_hash=r["content_hash"],
-        aliases=tuple(json.loads(r["aliases"])),
-        author=r.get("author") or None,
-    )
+    """An ArticleInfo from a row holding its fields by name."""
+    return _record(ArticleInfo, r)  # type: ignore[no-any-return]
 
 
 T = TypeVar("T")

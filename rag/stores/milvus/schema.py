@@ -57,15 +57,11 @@ def create_meta(client: Any, name: str) -> None:
 
     if client.has_collection(name):
         return
-    s = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=160)
+    s = _keyed_schema(client, 160)
     s.add_field("kind", DataType.VARCHAR, max_length=16)
     s.add_field("gen", DataType.INT64)
     s.add_field("body", DataType.VARCHAR, max_length=TEXT_MAX)
-    s.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
-    ip = client.prepare_index_params()
-    ip.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=s, index_params=ip, consistency_level="Strong")
+    _create_unsearched(client, name, s)
 
 
 def create_chunks(client: Any, name: str, dim: int, index_type: str) -> None:
@@ -73,8 +69,7 @@ def create_chunks(client: Any, name: str, dim: int, index_type: str) -> None:
 
     if client.has_collection(name):
         return
-    s = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=96)
+    s = _keyed_schema(client, 96)
     for field, size in (("chunk_id", 64), ("article_id", 64), ("article_key", 96)):
         s.add_field(field, DataType.VARCHAR, max_length=size)
     s.add_field("gen", DataType.INT64)
@@ -113,8 +108,7 @@ def create_articles(client: Any, name: str) -> None:
 
     if client.has_collection(name):
         return
-    s = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=128)
+    s = _keyed_schema(client, 128)
     s.add_field("article_id", DataType.VARCHAR, max_length=64)
     s.add_field("article_key", DataType.VARCHAR, max_length=96)
     s.add_field("gen", DataType.INT64)
@@ -137,6 +131,23 @@ def create_articles(client: Any, name: str) -> None:
     s.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX)
     s.add_field("author", DataType.VARCHAR, max_length=AUTHOR_MAX)
     s.add_field("author_lc", DataType.VARCHAR, max_length=AUTHOR_MAX)
+    _create_unsearched(client, name, s)
+
+
+def _keyed_schema(client: Any, key_length: int) -> Any:
+    """A fixed schema whose primary key is a string of at most `key_length` bytes."""
+    from pymilvus import DataType
+
+    s = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=key_length)
+    return s
+
+
+def _create_unsearched(client: Any, name: str, s: Any) -> None:
+    """Create a collection read only by filters: Milvus wants a vector field with an index in
+    every collection, so it gets a two-dimensional one that rows fill with NO_VECTOR."""
+    from pymilvus import DataType
+
     s.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
     ip = client.prepare_index_params()
     ip.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
