@@ -55,8 +55,12 @@ report-check: setup-dev
 	command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/python -m pytest -q tests/integration/test_evaluation_report.py
 
+# The build-path targets are measured against the code before this round (its `rag index`
+# embedded with sentence-transformers), checked out beside the benchmarks, in the same run.
+BENCH_BEFORE_REV ?= af214b8^1
 bench: setup-dev
-	$(BIN)/python bench/run.py
+	test -d bench/work/before || git worktree add --detach bench/work/before $(BENCH_BEFORE_REV)
+	BENCH_BEFORE=$(CURDIR)/bench/work/before $(BIN)/python bench/run.py
 
 # portable vs native llama.cpp: builds a native llama-cpp-python in bench/work (5-10 minutes)
 bench-llm-build: setup-dev

@@ -36,7 +36,9 @@ def fmt(values: list[float], unit: str = "", digits: int = 2) -> str:
     return f"{med:.{digits}f}{unit} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
-def timed(args: list[str], stdin: str | None = None) -> tuple[float, float, str]:
+def timed(
+    args: list[str], stdin: str | None = None, env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
     """Wall time and this child's own peak RSS (MB), via a wrapper that reports it."""
     wrapper = (
         "import resource, subprocess, sys, time, json;"
@@ -48,7 +50,7 @@ def timed(args: list[str], stdin: str | None = None) -> tuple[float, float, str]
         "'rc': p.returncode, 'out': p.stdout}))"
     )
     p = subprocess.run(
-        [sys.executable, "-c", wrapper, *args], input=stdin, capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-c", wrapper, *args], input=stdin, capture_output=True, text=True, cwd=ROOT, env=env
     )
     d = json.loads(p.stdout.strip().splitlines()[-1])
     if d["rc"] != 0:
@@ -56,14 +58,16 @@ def timed(args: list[str], stdin: str | None = None) -> tuple[float, float, str]
     return d["wall"], d["rss"], d["out"]
 
 
-def bench_build(repeats: int) -> dict:
+def bench_build(repeats: int, env: dict[str, str] | None = None) -> dict:
     from rag.config import load_settings
 
     settings = load_settings(environ={})
     walls, rss, reports = [], [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as d:
-            w, r, out = timed([*RAG, "index", "--scrapes", str(SCRAPES), "--index", f"{d}/i", "--json"])
+            w, r, out = timed(
+                [*RAG, "index", "--scrapes", str(SCRAPES), "--index", f"{d}/i", "--json"], env=env
+            )
             walls.append(w)
             rss.append(r)
             reports.append(json.loads(out))
@@ -136,6 +140,164 @@ def bench_nothing_to_do(repeats: int) -> dict:
     return {"wall": walls, "rss": rss, "empty": empty}
 
 
+BEFORE_SCIFACT = """
+import json, sys, time, tempfile
+from pathlib import Path
+from rag import evaluate as ev
+from rag.config import load_settings
+from rag.retrieve import Retriever
+from rag.store import open_store
+settings = load_settings(environ={})
+data = ev.load_beir(Path(sys.argv[1]))
+with tempfile.TemporaryDirectory() as d:
+    t0 = time.perf_counter()
+    path = ev.beir_index(data, settings, Path(d))
+    seconds = time.perf_counter() - t0
+    r = Retriever(open_store(path), settings.retrieve.model_copy(update={"max_per_article": 0}))
+    result = ev.run_beir_suite(r, data, ["dense", "bm25", "hybrid"], k=10)
+ndcg = {n: v["document"]["ndcg@10"] for n, v in result["retrievers"].items()}
+print(json.dumps({"seconds": seconds, "ndcg": ndcg}))
+"""
+
+
+def bench_before(repeats: int, before: Path) -> dict:
+    """The build-path targets measured with the code from before this round (a checkout named by
+    BENCH_BEFORE, whose `rag index` embeds with sentence-transformers on torch), in this run."""
+    env = {**os.environ, "PYTHONPATH": str(before)}
+    out: dict = {"build": bench_build(repeats, env), "incremental": bench_incremental(repeats, env)}
+    with tempfile.TemporaryDirectory() as d:
+        idx = Path(d) / "i"
+        timed([*RAG, "index", "--scrapes", str(SCRAPES), "--index", str(idx), "--json"], env=env)
+        search = [
+            timed([*RAG, "search", "what is p-hacking", "--index", str(idx), "--json"], env=env)
+            for _ in range(repeats)
+        ]
+        out["search"] = {"wall": [w for w, _, _ in search], "rss": [r for _, r, _ in search]}
+    folder = Path(os.environ.get("RAG_SCIFACT", "/work/shared/benchmarks/scifact"))
+    if (folder / "corpus.jsonl").exists() and os.environ.get("BENCH_SCIFACT", "1") != "0":
+        p = subprocess.run(
+            [sys.executable, "-c", BEFORE_SCIFACT, str(folder)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=before,
+        )
+        if p.returncode != 0:
+            raise SystemExit(f"SciFact with the code before failed: {p.stderr[-800:]}")
+        out["scifact"] = json.loads(p.stdout.strip().splitlines()[-1])
+    return out
+
+
+def bench_llamaindex(repeats: int) -> dict | None:
+    """The same corpus built by a LlamaIndex pipeline (its FAISS store, the HuggingFace
+    embedding of the packaged model), whole process; needs the separate venv named by
+    BENCH_LLAMAINDEX_PYTHON (default /work/venv-llamaindex/bin/python): see llamaindex_build.py."""
+    python = Path(os.environ.get("BENCH_LLAMAINDEX_PYTHON", "/work/venv-llamaindex/bin/python"))
+    if not python.exists():
+        return None
+    from rag.ingest import ingest
+
+    walls, rss, chunks = [], [], 0
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d) / "articles"
+        folder.mkdir()
+        for n, a in enumerate(ingest(SCRAPES).articles):  # the same cleaned articles rag indexes
+            (folder / f"{n:03d}.txt").write_text(f"{a.title}\n\n{a.text}", encoding="utf-8")
+        for i in range(repeats):
+            script = str(ROOT / "bench" / "llamaindex_build.py")
+            w, r, out = timed([str(python), script, "--articles", str(folder), "--out", f"{d}/out-{i}"])
+            walls.append(w)
+            rss.append(r)
+            chunks = json.loads(out.strip().splitlines()[-1])["chunks"]
+    return {"wall": walls, "rss": rss, "chunks": chunks}
+
+
+def targets(
+    b: dict,
+    inc: dict,
+    emb: dict,
+    sci: dict | None,
+    cold: dict,
+    bare: list,
+    first: list,
+    pre: dict | None,
+    li: dict | None,
+) -> list[str]:
+    """Issue 14's targets, before (the code named by BENCH_BEFORE) and now, from this run."""
+    med = statistics.median
+
+    def was(key: str, field: str = "wall", unit: str = " s", digits: int = 2) -> str:
+        return fmt(pre[key][field], unit, digits) if pre else "not measured"
+
+    search_now = med(cold["search"]["wall"])
+    rows = [
+        ("one new article, whole process", "≤ 1.5 s", was("incremental"), fmt(inc["wall"], " s")),
+        ("full build of the shipped corpus, wall", "≤ 5 s", was("build"), fmt(b["wall"], " s")),
+        ("full build, peak RSS", "≤ 400 MB", was("build", "rss", " MB", 0), fmt(b["rss"], " MB", 0)),
+        (
+            "embedding throughput / raw sentence-transformers",
+            "≥ 2x",
+            "93% (RESULTS.md before this round)",
+            f"{med(emb['ours']) / med(emb['raw']):.2f}x",
+        ),
+        (
+            "cold `rag search` / bare import",
+            "≤ 2x",
+            f"{med(pre['search']['wall']) / med(bare):.1f}x" if pre else "not measured",
+            f"{search_now / med(bare):.1f}x",
+        ),
+        (
+            "cold `rag search`, peak RSS",
+            "≤ 250 MB",
+            was("search", "rss", " MB", 0),
+            fmt(cold["search"]["rss"], " MB", 0),
+        ),
+        (
+            "cold `rag ask --llm`, first token from process start",
+            "≤ 1.5 s",
+            "2.03 s (issue 14)",
+            fmt(first, " s"),
+        ),
+    ]
+    if sci:
+        rows.append(
+            (
+                "SciFact build (5,183 abstracts), in process",
+                "half of before",
+                f"{pre['scifact']['seconds']:.1f} s" if pre and "scifact" in pre else "not measured",
+                f"{sci['seconds']:.1f} s",
+            )
+        )
+        for n, v in sci["ndcg"].items():
+            old = pre["scifact"]["ndcg"][n] if pre and "scifact" in pre else None
+            rows.append(
+                (
+                    f"SciFact nDCG@10, {n}",
+                    "within 0.002",
+                    f"{old:.4f}" if old is not None else "–",
+                    f"{v:.4f}",
+                )
+            )
+    if li:
+        rows.append(
+            (
+                "LlamaIndex pipeline, full build of the same articles",
+                "ratio",
+                f"{fmt(li['wall'], ' s')}, {fmt(li['rss'], ' MB', 0)} ({li['chunks']} chunks)",
+                f"rag {med(b['wall']) / med(li['wall']):.2f}x its time, "
+                f"{med(b['rss']) / med(li['rss']):.2f}x its memory",
+            )
+        )
+    out = [
+        "## Build-path targets (issue 14), before and now, this run",
+        "",
+        "| target | goal | before | now |",
+        "|---|---|---:|---:|",
+    ]
+    out += [f"| {a} | {g} | {x} | {y} |" for a, g, x, y in rows]
+    return [*out, ""]
+
+
 def bench_bare_import(repeats: int) -> list[float]:
     """The libraries a search needs, imported and nothing else: the floor for a cold search."""
     out = []
@@ -168,7 +330,7 @@ def bench_scifact() -> dict | None:
     return {"seconds": seconds, "chunks": chunks, "docs": len(data.corpus), "ndcg": ndcg}
 
 
-def bench_incremental(repeats: int) -> dict:
+def bench_incremental(repeats: int, env: dict[str, str] | None = None) -> dict:
     """Add one new article to an up-to-date index of the shipped corpus."""
     new = ROOT / "tests" / "data" / "one_article.md"
     walls, rss = [], []
@@ -176,12 +338,12 @@ def bench_incremental(repeats: int) -> dict:
         scr = Path(d) / "scrapes"
         shutil.copytree(SCRAPES, scr)
         idx = f"{d}/i"
-        timed([*RAG, "index", "--scrapes", str(scr), "--index", idx, "--json"])
+        timed([*RAG, "index", "--scrapes", str(scr), "--index", idx, "--json"], env=env)
         for i in range(repeats):
             text = new.read_text(encoding="utf-8").replace("one-article-1", f"one-article-{i + 2}")
             text = text.replace("A vector index answers", f"In part {i + 2}: a vector index answers")
             (scr / f"new-{i}.md").write_text(text, encoding="utf-8")
-            w, r, out = timed([*RAG, "index", "--scrapes", str(scr), "--index", idx, "--json"])
+            w, r, out = timed([*RAG, "index", "--scrapes", str(scr), "--index", idx, "--json"], env=env)
             rep = json.loads(out)
             assert rep["added"] == 1, rep
             walls.append(w)
@@ -322,6 +484,7 @@ def _main(repeats: int) -> None:
         "`make bench` regenerates this file",
         "",
     ]
+    head = len(lines)
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         timed([*RAG, "index", "--scrapes", str(SCRAPES), "--index", f"{d}/i", "--json"])
@@ -378,6 +541,9 @@ def _main(repeats: int) -> None:
             "- nDCG@10: " + ", ".join(f"{n} {v:.4f}" for n, v in sci["ndcg"].items()),
             "",
         ]
+    before = os.environ.get("BENCH_BEFORE")
+    pre = bench_before(repeats, Path(before)) if before else None
+    li = bench_llamaindex(repeats)
     with tempfile.TemporaryDirectory() as d:
         idx = Path(d) / "i"
         timed([*RAG, "index", "--scrapes", str(SCRAPES), "--index", str(idx), "--json"])
@@ -398,10 +564,11 @@ def _main(repeats: int) -> None:
             f'- bare `python -c "import onnxruntime, tokenizers, faiss, numpy, sqlite3"`: {fmt(bare, " s")}; '
             f"cold `rag search` is **{ratio:.1f}x** that",
         ]
-        first = cold_first_token(idx, repeats)
+        first_token = cold_first_token(idx, repeats)
         lines += [
             "",
-            f"- `rag ask --llm`, from starting the process to the first streamed token: {fmt(first, ' s')}",
+            "- `rag ask --llm`, from starting the process to the first streamed token: "
+            f"{fmt(first_token, ' s')}",
         ]
         warm = bench_warm(idx)
         lines += [
@@ -447,6 +614,7 @@ def _main(repeats: int) -> None:
         "Measured by `make bench-scale` (about an hour on 2 cores) and written to `bench/SCALE.md`.",
         "",
     ]
+    lines[head:head] = targets(b, inc, emb, sci, cold, bare, first_token, pre, li)
     out = ROOT / "bench" / "RESULTS.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
