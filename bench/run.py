@@ -140,23 +140,25 @@ def bench_nothing_to_do(repeats: int) -> dict:
     return {"wall": walls, "rss": rss, "empty": empty}
 
 
-BEFORE_SCIFACT = """
+SCIFACT = """
 import json, sys, time, tempfile
 from pathlib import Path
-from rag import evaluate as ev
+from {evaluation} import beir_index, load_beir, run_beir_suite
 from rag.config import load_settings
 from rag.retrieve import Retriever
-from rag.store import open_store
-settings = load_settings(environ={})
-data = ev.load_beir(Path(sys.argv[1]))
+from {stores} import open_store
+settings = load_settings(environ={{}})
+data = load_beir(Path(sys.argv[1]))
 with tempfile.TemporaryDirectory() as d:
     t0 = time.perf_counter()
-    path = ev.beir_index(data, settings, Path(d))
+    path = beir_index(data, settings, Path(d))
     seconds = time.perf_counter() - t0
-    r = Retriever(open_store(path), settings.retrieve.model_copy(update={"max_per_article": 0}))
-    result = ev.run_beir_suite(r, data, ["dense", "bm25", "hybrid"], k=10)
-ndcg = {n: v["document"]["ndcg@10"] for n, v in result["retrievers"].items()}
-print(json.dumps({"seconds": seconds, "ndcg": ndcg}))
+    store = open_store(path)
+    r = Retriever(store, settings.retrieve.model_copy(update={{"max_per_article": 0}}))
+    result = run_beir_suite(r, data, ["dense", "bm25", "hybrid"], k=10)
+    ndcg = {{n: v["document"]["ndcg@10"] for n, v in result["retrievers"].items()}}
+    out = {{"seconds": seconds, "chunks": store.chunk_count(), "docs": len(data.corpus), "ndcg": ndcg}}
+print(json.dumps(out))
 """
 
 
@@ -173,18 +175,9 @@ def bench_before(repeats: int, before: Path) -> dict:
             for _ in range(repeats)
         ]
         out["search"] = {"wall": [w for w, _, _ in search], "rss": [r for _, r, _ in search]}
-    folder = Path(os.environ.get("RAG_SCIFACT", "/work/shared/benchmarks/scifact"))
-    if (folder / "corpus.jsonl").exists() and os.environ.get("BENCH_SCIFACT", "1") != "0":
-        p = subprocess.run(
-            [sys.executable, "-c", BEFORE_SCIFACT, str(folder)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=before,
-        )
-        if p.returncode != 0:
-            raise SystemExit(f"SciFact with the code before failed: {p.stderr[-800:]}")
-        out["scifact"] = json.loads(p.stdout.strip().splitlines()[-1])
+    sci = bench_scifact(env, old_layout=True)
+    if sci:
+        out["scifact"] = sci
     return out
 
 
@@ -307,27 +300,22 @@ def bench_bare_import(repeats: int) -> list[float]:
     return out
 
 
-def bench_scifact() -> dict | None:
-    """SciFact's corpus indexed as `rag eval --beir` does (fresh cache), and dense nDCG@10."""
-    from rag.config import load_settings
-    from rag.evaluation import beir as ev
-    from rag.retrieve import Retriever
-    from rag.stores import open_store
-
+def bench_scifact(env: dict[str, str] | None = None, old_layout: bool = False) -> dict | None:
+    """SciFact's corpus indexed as `rag eval --beir` does (fresh cache), then nDCG@10 of each
+    retriever; in its own process, with the code `env` names (`old_layout`: rag.evaluate)."""
     folder = Path(os.environ.get("RAG_SCIFACT", "/work/shared/benchmarks/scifact"))
-    if not (folder / "corpus.jsonl").exists():
+    if not (folder / "corpus.jsonl").exists() or os.environ.get("BENCH_SCIFACT", "1") == "0":
         return None
-    settings = load_settings(environ={})
-    data = ev.load_beir(folder)
-    with tempfile.TemporaryDirectory() as d:
-        t0 = time.perf_counter()
-        path = ev.beir_index(data, settings, Path(d))
-        seconds = time.perf_counter() - t0
-        r = Retriever(open_store(path), settings.retrieve.model_copy(update={"max_per_article": 0}))
-        result = ev.run_beir_suite(r, data, ["dense", "bm25", "hybrid"], k=10)
-        chunks = open_store(path).chunk_count()
-    ndcg = {n: v["document"]["ndcg@10"] for n, v in result["retrievers"].items()}
-    return {"seconds": seconds, "chunks": chunks, "docs": len(data.corpus), "ndcg": ndcg}
+    code = SCIFACT.format(
+        evaluation="rag.evaluate" if old_layout else "rag.evaluation.beir",
+        stores="rag.store" if old_layout else "rag.stores",
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    if p.returncode != 0:
+        raise SystemExit(f"SciFact failed: {p.stderr[-800:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def bench_incremental(repeats: int, env: dict[str, str] | None = None) -> dict:
@@ -531,7 +519,7 @@ def _main(repeats: int) -> None:
         f'- `rag index` over an empty folder ("no articles found in DIR"): {fmt(nothing["empty"], " s")}',
         "",
     ]
-    sci = bench_scifact() if os.environ.get("BENCH_SCIFACT", "1") != "0" else None
+    sci = bench_scifact()
     if sci:
         lines += [
             "## SciFact build through `rag eval --beir`'s index step",
