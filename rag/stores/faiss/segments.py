@@ -89,6 +89,45 @@ def merge_from(segs: list[Segment], kind: str) -> int | None:
     return start if start < len(segs) - 1 else None  # alone, the newest is written as it is
 
 
+def add_generation(
+    segs: list[Segment],
+    rows: list[int],
+    vecs: list[np.ndarray],
+    gen: int,
+    kind: str,
+    dim: int,
+    read: Callable[[int, int], list[tuple[int, bytes]]],
+    folder: Path,
+) -> Any:
+    """Add generation `gen`'s vectors (keyed by `rows`) to `segs` in place, and write the one
+    segment file that changes: a new flat segment, or the run `merge_from` picks rewritten as
+    one from `read(first generation, expected count)`. Returns its FAISS index, or None when
+    no file was written."""
+    if rows:
+        segs.append(
+            {"file": "", "kind": "flat", "first": gen, "last": gen, "vectors": len(rows), "removed": 0}
+        )
+    start = merge_from(segs, kind)
+    index: Any = None
+    if start is not None:
+        first = 0 if start == 0 else segs[start]["first"]
+        seg_kind = kind if start == 0 else "flat"
+        index = build(seg_kind, dim, read(first, sum(live(seg) for seg in segs[start:])))
+        segs[start:] = [
+            {"file": "", "kind": seg_kind, "first": first, "last": gen, "vectors": index.ntotal, "removed": 0}
+        ]
+    elif rows:
+        index = new_index("flat", dim, len(rows))
+        index.add_with_ids(np.stack(vecs), np.asarray(rows, dtype=np.int64))
+    if index is not None and index.ntotal == 0:
+        segs.pop()  # every row of the merged segments was removed: no file at all
+        return None
+    if index is not None:
+        segs[-1]["file"] = f"vectors-{gen}.faiss"
+        write(index, folder, segs[-1]["file"])
+    return index
+
+
 # --------------------------------------------------------------------------------- FAISS files
 
 

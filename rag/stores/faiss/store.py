@@ -274,47 +274,20 @@ class FaissStore(GenerationalStore):
     def _write_vectors(
         self, segs: list[sg.Segment], rows: list[int], vecs: list[np.ndarray], gen: int, manifest: Manifest
     ) -> Any:
-        """Add generation `gen`'s vectors to `segs` (merging where the policy says), write the
-        one segment file that changed, and return its FAISS index (None when none did)."""
-        kind, dim = manifest["index_kind"], int(manifest["embedder"]["dimension"])
-        if rows:
-            segs.append(
-                {"file": "", "kind": "flat", "first": gen, "last": gen, "vectors": len(rows), "removed": 0}
-            )
-        start = sg.merge_from(segs, kind)
-        index: Any = None
-        if start is not None:
-            # Rewrite segs[start:] as one segment, from the rows SQLite holds for its generations.
-            first = 0 if start == 0 else segs[start]["first"]
-            expect = sum(sg.live(seg) for seg in segs[start:])
+        """Add generation `gen`'s vectors to `segs`, merging where the policy says (reading the
+        merged rows back from SQLite); returns the FAISS index written, or None."""
+
+        def read(first: int, expect: int) -> list[tuple[int, bytes]]:
             rows_vecs = sql.vectors_since(self._db, first, gen)
             if len(rows_vecs) != expect:
                 raise IndexCorrupt(
                     f"{self.path / DB}: holds {len(rows_vecs)} chunks where the segments have {expect} "
                     "vectors; run `rag index --rebuild`"
                 )
-            seg_kind = kind if start == 0 else "flat"
-            index = sg.build(seg_kind, dim, rows_vecs)
-            segs[start:] = [
-                {
-                    "file": "",
-                    "kind": seg_kind,
-                    "first": first,
-                    "last": gen,
-                    "vectors": index.ntotal,
-                    "removed": 0,
-                }
-            ]
-        elif rows:
-            index = sg.new_index("flat", dim, len(rows))
-            index.add_with_ids(np.stack(vecs), np.asarray(rows, dtype=np.int64))
-        if index is not None and index.ntotal == 0:
-            segs.pop()  # every row of the merged segments was removed: no file at all
-            return None
-        if index is not None:
-            segs[-1]["file"] = f"vectors-{gen}.faiss"
-            sg.write(index, self.path, segs[-1]["file"])
-        return index
+            return rows_vecs
+
+        kind, dim = manifest["index_kind"], int(manifest["embedder"]["dimension"])
+        return sg.add_generation(segs, rows, vecs, gen, kind, dim, read, self.path)
 
     def _publish(self, manifest: Manifest) -> None:
         write_atomic(self.path / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
