@@ -2,10 +2,16 @@
 
 all-MiniLM-L6-v2 is a 6-layer BERT encoder followed by mean pooling. This module reads the packaged
 `model.safetensors` with numpy and writes the same computation as an ONNX graph (opset 17): token
-and position embeddings, LayerNorm, then per layer multi-head self-attention with the padding mask
-as an additive bias, exact (erf) GELU feed-forward, residuals and LayerNorm; finally mean pooling
-over the real tokens. Inputs are `input_ids` and `attention_mask` ([batch, seq] int64), the output
-is `sentence_embedding` ([batch, hidden], not yet L2-normalised).
+and position embeddings, LayerNorm, then per layer multi-head self-attention over the real tokens,
+exact (erf) GELU feed-forward, residuals and LayerNorm; finally mean pooling over the real tokens.
+Inputs are `input_ids` and `attention_mask` ([batch, seq] int64), the output is
+`sentence_embedding` ([batch, hidden], not yet L2-normalised).
+
+Attention, the GELU and the residual-plus-LayerNorm steps are onnxruntime's fused CPU kernels
+(`Attention`, `BiasGelu`, `SkipLayerNormalization` of the com.microsoft domain, in every
+onnxruntime build) rather than chains of standard operators: the same arithmetic in fewer
+passes over memory, about 1.5x the throughput on 2 cores (bench/RESULTS.md), vectors within
+cosine 0.9999999 of the standard-operator graph.
 
 The file is written once per model and precision into a per-user cache
 (`$XDG_CACHE_HOME/rag/models`, or `~/.cache/rag/models`), named after a hash of the weights, the
@@ -30,8 +36,9 @@ import numpy as np
 
 from rag.errors import RagError
 
-GRAPH_VERSION = 1  # bump when the graph written below changes
+GRAPH_VERSION = 2  # bump when the graph written below changes (2: fused com.microsoft kernels)
 PRECISIONS = ("fp32", "int8")
+MS_DOMAIN = "com.microsoft"
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
 
 
@@ -176,6 +183,7 @@ def _quantise(src: Path, dst: Path) -> None:
     """Dynamic int8 quantisation of the matrix products (weights int8, activations per batch)."""
     import logging
 
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -188,6 +196,9 @@ def _quantise(src: Path, dst: Path) -> None:
             weight_type=QuantType.QInt8,
             op_types_to_quantize=["MatMul"],
             use_external_data_format=True,
+            # onnx's shape inference does not know onnxruntime's fused kernels, so the types of
+            # their outputs are not inferred; every tensor here is float32.
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},
         )
     finally:
         root.setLevel(level)
@@ -215,14 +226,16 @@ class _Graph:
         self.nodes.append(self.helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
-    def linear(self, x: str, prefix: str, weight: np.ndarray, bias: np.ndarray) -> str:
-        # torch stores Linear weights as [out, in]; x @ W^T + b.
-        y = self.node("MatMul", [x, self.const(prefix + ".W", weight.T.astype(np.float32))])
-        return self.node("Add", [y, self.const(prefix + ".b", bias.astype(np.float32))])
+    def fused(self, op: str, inputs: list[str], **attrs: Any) -> str:
+        """A node of onnxruntime's com.microsoft operator domain."""
+        self.counter += 1
+        out = f"{op.lower()}_{self.counter}"
+        self.nodes.append(self.helper.make_node(op, inputs, [out], name=out, domain=MS_DOMAIN, **attrs))
+        return out
 
-    def dense(self, x: str, prefix: str) -> str:
-        """The checkpoint's Linear layer `prefix`.dense."""
-        return self.linear(x, prefix, self.w[f"{prefix}.dense.weight"], self.w[f"{prefix}.dense.bias"])
+    def weight(self, name: str, arr: np.ndarray) -> str:
+        """A float32 weight; torch stores Linear weights as [out, in], ONNX MatMul wants [in, out]."""
+        return self.const(name, np.ascontiguousarray(arr.T, dtype=np.float32))
 
     def layer_norm(self, x: str, prefix: str) -> str:
         w = self.w
@@ -247,21 +260,11 @@ def build_graph(model_dir: Path) -> Any:  # -> onnx.ModelProto
     hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
 
     x = _embeddings(g)
-    # Padding mask as an additive bias on attention scores: 0 for tokens, -10000 for padding.
-    maskf = g.node("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    bias = g.node(
-        "Mul",
-        [
-            g.node("Sub", [g.const("onef", np.array(1.0, np.float32)), maskf]),
-            g.const("neg", np.array(-10000.0, np.float32)),
-        ],
-    )
-    bias = g.node("Unsqueeze", [bias, g.const("axes12", np.array([1, 2]))])  # [B, 1, 1, S]
-    g.const("split_heads", np.array([0, 0, heads, hidden // heads], np.int64))
-    g.const("merge_heads", np.array([0, 0, hidden], np.int64))
+    # Attention takes the padding mask as it is (1 for tokens, 0 for padding), as int32.
+    mask = g.node("Cast", ["attention_mask"], to=TensorProto.INT32)
     for i in range(int(cfg["num_hidden_layers"])):
-        x = _encoder_layer(g, f"encoder.layer.{i}", x, bias, hidden, heads)
-    _mean_pool(g, x, maskf)
+        x = _encoder_layer(g, f"encoder.layer.{i}", x, mask, heads)
+    _mean_pool(g, x, g.node("Cast", ["attention_mask"], to=TensorProto.FLOAT))
 
     ints = [
         helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"])
@@ -270,7 +273,9 @@ def build_graph(model_dir: Path) -> Any:  # -> onnx.ModelProto
     out = helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])
     graph = helper.make_graph(g.nodes, "sentence_encoder", ints, [out], initializer=g.inits)
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="rag.onnx_model"
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS_DOMAIN, 1)],
+        producer_name="rag.onnx_model",
     )
     model.ir_version = 8
     return model
@@ -289,32 +294,37 @@ def _embeddings(g: _Graph) -> str:
     return g.layer_norm(g.node("Add", [word, pos]), "embeddings.LayerNorm")
 
 
-def _encoder_layer(g: _Graph, p: str, x: str, bias: str, hidden: int, heads: int) -> str:
-    """One BERT layer: self-attention and the feed-forward block, each with residual and norm."""
+def _encoder_layer(g: _Graph, p: str, x: str, mask: str, heads: int) -> str:
+    """One BERT layer: self-attention and the feed-forward block, each with residual and norm.
+
+    `Attention` projects to queries, keys and values with one [hidden, 3 x hidden] product
+    (scaling scores by 1/sqrt(head size) itself); `SkipLayerNormalization` adds the projection's
+    bias and the residual before normalising; the feed-forward GELU is exact (erf).
+    """
     w, a = g.w, f"{p}.attention.self"
-    # One product for queries, keys and values; the 1/sqrt(d) score scale is folded into queries.
-    scale = 1.0 / np.sqrt(hidden // heads)
-    wqkv = np.concatenate([w[f"{a}.query.weight"] * scale, w[f"{a}.key.weight"], w[f"{a}.value.weight"]])
-    bqkv = np.concatenate([w[f"{a}.query.bias"] * scale, w[f"{a}.key.bias"], w[f"{a}.value.bias"]])
-    qkv = g.linear(x, f"{p}.qkv", wqkv, bqkv)
-    g.counter += 1
-    q, k, v = (f"{p}.{t}" for t in "qkv")
-    split = g.const(f"{p}.split", np.array([hidden] * 3))
-    g.nodes.append(g.helper.make_node("Split", [qkv, split], [q, k, v], axis=-1))
-    qh = g.node("Transpose", [g.node("Reshape", [q, "split_heads"])], perm=[0, 2, 1, 3])  # B,H,S,D
-    kh = g.node("Transpose", [g.node("Reshape", [k, "split_heads"])], perm=[0, 2, 3, 1])  # B,H,D,S
-    vh = g.node("Transpose", [g.node("Reshape", [v, "split_heads"])], perm=[0, 2, 1, 3])  # B,H,S,D
-    probs = g.node("Softmax", [g.node("Add", [g.node("MatMul", [qh, kh]), bias])], axis=-1)
-    heads_out = g.node("Transpose", [g.node("MatMul", [probs, vh])], perm=[0, 2, 1, 3])
-    ctx = g.node("Reshape", [heads_out, "merge_heads"])
-    o = f"{p}.attention.output"
-    x = g.layer_norm(g.node("Add", [g.dense(ctx, o), x]), f"{o}.LayerNorm")
-    # Feed-forward with exact GELU: 0.5 * h * (1 + erf(h / sqrt(2))).
-    h = g.dense(x, f"{p}.intermediate")
-    erf = g.node("Erf", [g.node("Mul", [h, g.const(f"{p}.rsqrt2", np.array(1 / np.sqrt(2), np.float32))])])
-    one_plus = g.node("Add", [erf, g.const(f"{p}.onef", np.array(1.0, np.float32))])
-    gelu = g.node("Mul", [g.node("Mul", [h, one_plus]), g.const(f"{p}.half", np.array(0.5, np.float32))])
-    return g.layer_norm(g.node("Add", [g.dense(gelu, f"{p}.output"), x]), f"{p}.output.LayerNorm")
+    wqkv = np.concatenate([w[f"{a}.{t}.weight"] for t in ("query", "key", "value")])
+    bqkv = np.concatenate([w[f"{a}.{t}.bias"] for t in ("query", "key", "value")]).astype(np.float32)
+    attn = g.fused(
+        "Attention", [x, g.weight(f"{p}.qkv.W", wqkv), g.const(f"{p}.qkv.b", bqkv), mask], num_heads=heads
+    )
+    x = _add_and_norm(g, attn, x, f"{p}.attention.output")
+    h = g.node("MatMul", [x, g.weight(f"{p}.intermediate.W", w[f"{p}.intermediate.dense.weight"])])
+    gelu = g.fused(
+        "BiasGelu", [h, g.const(f"{p}.intermediate.b", w[f"{p}.intermediate.dense.bias"].astype(np.float32))]
+    )
+    return _add_and_norm(g, gelu, x, f"{p}.output")
+
+
+def _add_and_norm(g: _Graph, h: str, residual: str, prefix: str) -> str:
+    """LayerNorm(h @ W + b + residual) for the checkpoint's `prefix`.dense and `prefix`.LayerNorm."""
+    w = g.w
+    y = g.node("MatMul", [h, g.weight(f"{prefix}.W", w[f"{prefix}.dense.weight"])])
+    gamma, beta = (
+        g.const(f"{prefix}.g", w[f"{prefix}.LayerNorm.weight"]),
+        g.const(f"{prefix}.beta", w[f"{prefix}.LayerNorm.bias"]),
+    )
+    bias = g.const(f"{prefix}.b", w[f"{prefix}.dense.bias"].astype(np.float32))
+    return g.fused("SkipLayerNormalization", [y, residual, gamma, beta, bias], epsilon=g.eps)
 
 
 def _mean_pool(g: _Graph, x: str, maskf: str) -> None:
