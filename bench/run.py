@@ -36,6 +36,12 @@ def fmt(values: list[float], unit: str = "", digits: int = 2) -> str:
     return f"{med:.{digits}f}{unit} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
+def _home(env: dict[str, str] | None) -> Path:
+    """Where to run a child: `python -m rag` imports rag from the working folder before
+    PYTHONPATH, so code named by PYTHONPATH runs from its own folder."""
+    return Path(env["PYTHONPATH"]) if env and "PYTHONPATH" in env else ROOT
+
+
 def timed(
     args: list[str], stdin: str | None = None, env: dict[str, str] | None = None
 ) -> tuple[float, float, str]:
@@ -50,7 +56,12 @@ def timed(
         "'rc': p.returncode, 'out': p.stdout}))"
     )
     p = subprocess.run(
-        [sys.executable, "-c", wrapper, *args], input=stdin, capture_output=True, text=True, cwd=ROOT, env=env
+        [sys.executable, "-c", wrapper, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=_home(env),
+        env=env,
     )
     d = json.loads(p.stdout.strip().splitlines()[-1])
     if d["rc"] != 0:
@@ -311,7 +322,7 @@ def bench_scifact(env: dict[str, str] | None = None, old_layout: bool = False) -
         stores="rag.store" if old_layout else "rag.stores",
     )
     p = subprocess.run(
-        [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env, cwd=ROOT
+        [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env, cwd=_home(env)
     )
     if p.returncode != 0:
         raise SystemExit(f"SciFact failed: {p.stderr[-800:]}")
