@@ -83,13 +83,6 @@ def embedder_identity(precision: str) -> dict[str, Any]:
     }
 
 
-def query_model_name(precision: str) -> str:
-    """File name, in the shared model cache, of the ONNX graph that embeds queries for this index."""
-    from rag.onnx_model import model_file_name, weights_digest
-
-    return model_file_name(MODEL_NAME, precision, weights_digest(model_dir()))
-
-
 def corpus_hash(content_hashes: Any) -> str:
     """One hash of every article's content: equal corpora give equal hashes, in any order."""
     return hashlib.sha256("".join(sorted(content_hashes)).encode()).hexdigest()[:16]
@@ -225,11 +218,8 @@ def build_index(
     try:
         with store.writing():
             old = store.manifest()
-            same = (
-                old is not None
-                and not rebuild
-                and all(old.get(k) == identity(settings)[k] for k in IDENTITY_KEYS)
-            )
+            want = identity(settings)
+            same = old is not None and not rebuild and all(old.get(k) == want[k] for k in IDENTITY_KEYS)
             scan = scan_scrapes(scrapes, store.files() if same else {}, old is not None)
             if scan.articles is None and not scan.files:
                 raise RagError(f"no articles found in {scrapes}; the index is unchanged")
@@ -282,7 +272,8 @@ def _update(
     """Write one generation holding `scan`'s articles (or, when partial, adding them)."""
     report = IndexReport()
     old = store.manifest()
-    rebuild = _must_rebuild(old, identity(settings), rebuild, report)
+    want = identity(settings)
+    rebuild = _must_rebuild(old, want, rebuild, report)
     if scan.articles is None:
         # No article can have changed: at most the file records did.
         assert old is not None and not rebuild
@@ -301,7 +292,7 @@ def _update(
     report.index_kind = choose_kind(settings, report.chunks)
     changed = bool(changes.added or changes.removed) or old is None
     if changed or report.index_kind != (old or {}).get("index_kind") or scan.files != store.files():
-        store.commit(changes, _manifest(settings, report, plan.hashes, t0))
+        store.commit(changes, _manifest(want, settings, report, plan.hashes, t0))
         # The per-index ONNX copy older versions kept; queries now load the shared cached graph.
         (Path(store.path) / QUERY_MODEL_FILE).unlink(missing_ok=True)
     if export_query_model and (embedder is None or hasattr(embedder, "session")):
@@ -408,17 +399,22 @@ def _embed(
     return vecs
 
 
-def _manifest(settings: Settings, report: IndexReport, hashes: list[str], t0: float) -> Manifest:
-    """What the new generation's manifest says about the index (the store adds its own keys)."""
+def _manifest(
+    want: dict[str, Any], settings: Settings, report: IndexReport, hashes: list[str], t0: float
+) -> Manifest:
+    """What the new generation's manifest says about the index (the store adds its own keys);
+    `want` is `identity(settings)`."""
+    from rag.onnx_model import model_file_name
+
     return {
-        **identity(settings),  # type: ignore[typeddict-item]  # embedder, chunker, cleaner
+        **want,  # type: ignore[typeddict-item]  # embedder, chunker, cleaner
         "rag_version": rag.__version__,
         "index_kind": report.index_kind,
         "corpus_hash": corpus_hash(hashes),
         "counts": {"articles": report.articles, "chunks": report.chunks},
         "built_at": _now(),
         "build_seconds": round(time.perf_counter() - t0, 3),
-        "query_embedder": query_model_name(settings.embed.precision),
+        "query_embedder": model_file_name(MODEL_NAME, settings.embed.precision, want["embedder"]["weights"]),
     }
 
 
