@@ -72,15 +72,18 @@ def identity(settings: Settings) -> dict[str, Any]:
 
 def embedder_identity(precision: str) -> dict[str, Any]:
     """The model (by a hash of its weights and config) and the precision the vectors come from."""
-    from rag.onnx_model import weights_digest
+    from rag.onnx_model import QUANT_VERSION, weights_digest
 
-    return {
+    ident: dict[str, Any] = {
         "name": MODEL_NAME,
         "dimension": DIMENSION,
         "normalized": True,
         "precision": precision,
         "weights": weights_digest(model_dir()),
     }
+    if precision == "int8":
+        ident["quantisation"] = QUANT_VERSION  # the recipe: another one gives other vectors
+    return ident
 
 
 def corpus_hash(content_hashes: Any) -> str:

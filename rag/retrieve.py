@@ -45,12 +45,17 @@ def load_query_embedder(index_dir: Path, manifest: Manifest | None) -> Any:
             f"this rag queries with {MODEL_NAME}; run `rag index --rebuild`"
         )
     if "weights" in built:
-        from rag.onnx_model import weights_digest
+        from rag.onnx_model import QUANT_VERSION, weights_digest
 
         if built["weights"] != weights_digest(model_dir()):
             raise IndexCorrupt(
                 f"{index_dir}: built with other {MODEL_NAME} weights ({built['weights']}) than the "
                 "installed ones; run `rag index --rebuild`"
+            )
+        if built.get("precision") == "int8" and built.get("quantisation") != QUANT_VERSION:
+            raise IndexCorrupt(
+                f"{index_dir}: built with an older int8 quantisation of {MODEL_NAME}; "
+                "run `rag index --rebuild`"
             )
         return onnx_embedder(str(built.get("precision", "fp32")))
     name = (manifest or {}).get("query_embedder")

@@ -337,6 +337,22 @@ def test_index_from_another_embedder_is_refused(real_index_copy, settings):
     assert r.search("python", retriever="bm25")  # lexical search needs no vectors
 
 
+def test_index_from_an_older_int8_recipe_is_refused(real_index_copy, settings):
+    """int8 vectors from another quantisation are not comparable with this one's queries."""
+    import json
+
+    from rag.errors import IndexCorrupt
+    from rag.retrieve import Retriever
+
+    index, m = _corruptible(real_index_copy)
+    m["embedder"] = {**m["embedder"], "precision": "int8"}
+    m["embedder"].pop("quantisation", None)
+    (index / "manifest.json").write_text(json.dumps(m))
+    r = Retriever(open_store(index), settings.retrieve)
+    with pytest.raises(IndexCorrupt, match="older int8 quantisation .* run `rag index --rebuild`"):
+        r.search("python")
+
+
 # ------------------------------------------------------------------------------ timed kills
 
 SLOW_BUILD = textwrap.dedent("""
