@@ -132,15 +132,20 @@ class Answerer:
         self.abstention: AbstentionModel | None = abstention
         self._llm: Any = None
         self._loader: threading.Thread | None = None
+        self._warm = True
 
     # ------------------------------------------------------------------------- models
 
     def model_path(self) -> Path:
         return model_file(self.llm_settings)
 
-    def preload(self) -> None:
+    def preload(self, warm: bool = True) -> None:
         """Start loading the LLM in the background, so that it loads while retrieval runs
-        (llama.cpp releases the GIL). A failure here is raised later, by `llm`, in one line."""
+        (llama.cpp releases the GIL). A failure here is raised later, by `llm`, in one line.
+
+        `warm=False` skips the warm-up, which pays off only from the second question: for a
+        single question it competes for the cores with retrieval (0.2 s later first token)."""
+        self._warm = warm
         if self._llm is None and self._loader is None:
             self._loader = threading.Thread(target=self._load_quietly, name="llm-preload")
             self._loader.start()
@@ -161,9 +166,10 @@ class Answerer:
             llm = load_llm(self.model_path(), self.llm_settings)
             # Warm up: the first evaluation after loading pays one-off costs (about 0.5 s here),
             # and evaluating the system prompt now lets every question reuse it from the cache.
-            warm = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Hi"}]
-            for _ in generate(llm, warm, self.llm_settings.model_copy(update={"max_tokens": 1})):
-                pass
+            if self._warm:
+                warm = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Hi"}]
+                for _ in generate(llm, warm, self.llm_settings.model_copy(update={"max_tokens": 1})):
+                    pass
             self._llm = llm
         return self._llm
 
@@ -389,7 +395,29 @@ class Answerer:
             passages.append((n, span))
             used.update(keys)
             words += size
+        self._fill(passages, by_n, used, words)
         return passages
+
+    def _fill(
+        self, passages: list[tuple[int, list[int]]], by_n: dict[int, _Source], used: set[str], words: int
+    ) -> None:
+        """Continue each passage, in the order chosen, with the sentences that follow it in its
+        source while the answer is under `fill_words`: the sentence after the one that matched
+        the question is often the one that explains it. It stops at a heading, a question, a
+        lead-in that needs its list, or a sentence already used; never past `max_answer_words`."""
+        for n, span in passages:
+            sents = by_n[n].sentences
+            j = span[-1] + 1
+            while words < self.settings.fill_words and j < len(sents):
+                nxt, size = sents[j], len(sents[j].split())
+                if not _answerable_sentence(nxt) or nxt.rstrip().endswith(":") or _key(nxt) in used:
+                    break
+                if words + size > self.settings.max_answer_words:
+                    break
+                span.append(j)
+                used.add(_key(nxt))
+                words += size
+                j += 1
 
     # ------------------------------------------------------------------------- generation
 

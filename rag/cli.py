@@ -527,7 +527,8 @@ def ask(
     questions = _queries(question)
     answerer = _open_answerer(settings, index_dir, model, quiet=as_json)
     if (mode or settings.answer.mode) == "llm":
-        answerer.preload()  # the model loads while the first question is retrieved
+        # The model loads while the first question is retrieved; warmed up only for more.
+        answerer.preload(warm=len(questions) > 1)
     for q in questions:
         streamed = False
 

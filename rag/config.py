@@ -101,6 +101,13 @@ class AnswerSettings(_Section):
         description="Without a fitted abstention model: abstain when the best evidence scores below this.",
     )
     max_answer_words: int = Field(80, ge=10, le=1000, description="Most words in an extractive answer.")
+    fill_words: int = Field(
+        60,
+        ge=0,
+        le=1000,
+        description="Continue each chosen passage with the sentences after it while the answer is "
+        "shorter than this (0: never).",
+    )
 
 
 class LLMSettings(_Section):

@@ -156,3 +156,47 @@ def test_a_sentence_that_turns_its_source_around_is_caught():
     assert flips("Statistical significance is a measure of importance.", src)
     assert flips("Researchers should have reported a confidence of 94% to the client.", src)  # subject
     assert flips("Instead, the analyst reported a confidence of 94% to the client.", src)
+
+
+def _filler(fill_words: int, max_words: int = 80):
+    from rag.answer import Answerer
+    from rag.config import AnswerSettings
+
+    a = Answerer.__new__(Answerer)
+    a.settings = AnswerSettings(fill_words=fill_words, max_answer_words=max_words)
+    return a
+
+
+def test_a_short_answer_continues_with_the_sentences_after_it():
+    sents = [
+        "P-hacking is testing hypotheses until one passes.",  # 7 words
+        "It makes chance results look like findings.",  # 7
+        "Journals then publish them as discoveries.",  # 6
+        "Why does this happen?",  # a question ends the passage
+        "Careers depend on it.",
+    ]
+    src = _Source(1, None, sents, np.zeros((5, 3)))  # type: ignore[arg-type]
+    passages = [(1, [0])]
+    _filler(15)._fill(passages, {1: src}, {"p-hacking is testing hypotheses until one passes."}, 7)
+    assert passages == [(1, [0, 1, 2])]  # 7 + 7 < 15, then 20 >= 15 stops
+    passages = [(1, [0])]
+    _filler(60)._fill(passages, {1: src}, set(), 7)
+    assert passages == [(1, [0, 1, 2])]  # never into the question
+    passages = [(1, [0])]
+    _filler(60, max_words=16)._fill(passages, {1: src}, set(), 7)
+    assert passages == [(1, [0, 1])]  # the word cap holds
+    passages = [(1, [0])]
+    _filler(0)._fill(passages, {1: src}, set(), 7)
+    assert passages == [(1, [0])]
+
+
+def test_filling_stops_at_a_lead_in_and_at_a_sentence_already_used():
+    src = _Source(1, None, SENTS, np.zeros((len(SENTS), 3)))  # type: ignore[arg-type]
+    passages = [(1, [1, 2])]
+    _filler(60)._fill(passages, {1: src}, set(), 20)
+    assert passages == [(1, [1, 2])]  # "The four key flaws of significance:" needs its list
+    other = ["First point here, said plainly.", "Second point, already quoted elsewhere."]
+    src2 = _Source(2, None, other, np.zeros((2, 3)))  # type: ignore[arg-type]
+    passages = [(2, [0])]
+    _filler(60)._fill(passages, {2: src2}, {"second point, already quoted elsewhere."}, 5)
+    assert passages == [(2, [0])]
