@@ -331,7 +331,7 @@ class Answerer:
         return self._finish(question, "extractive", self.select(question, qvec, sources), sources)
 
     def select(
-        self, question: str, qvec: np.ndarray, sources: list[_Source]
+        self, question: str, qvec: np.ndarray, sources: list[_Source], fill: bool = True
     ) -> list[tuple[str, list[int], float]]:
         """One to three passages, each a retrieved sentence with the context it needs, as
         (sentence, [source number], 1.0) in reading order.
@@ -340,13 +340,14 @@ class Answerer:
         they hold, plus a bonus when they are the kind of sentence the question asks for (a
         definition for "what is X", a number for "how many", a date for "when"). The best one is
         always used; a runner-up only when it is close (and closer still from another article,
-        which must earn its citation). See `passage` for the context each sentence brings.
+        which must earn its citation). See `passage` for the context each sentence brings, and
+        `_fill` for what follows it when `fill` is on.
         """
         by_n = {s.n: s for s in sources}
         unique = _ranked_sentences(question, qvec, sources)
         if not unique:
             return []
-        passages = self._pick_passages(unique, by_n)
+        passages = self._pick_passages(unique, by_n, fill)
         # Reading order: by article (as first retrieved), then position in the article.
         first_seen: dict[str, int] = {}
         for s in sources:
@@ -360,7 +361,7 @@ class Answerer:
         return [(_LIST_MARK_RE.sub("", by_n[n].sentences[j]), [n], 1.0) for n, span in passages for j in span]
 
     def _pick_passages(
-        self, unique: list[tuple[float, int, int]], by_n: dict[int, _Source]
+        self, unique: list[tuple[float, int, int]], by_n: dict[int, _Source], fill: bool = True
     ) -> list[tuple[int, list[int]]]:
         """Up to three (source number, sentence indexes) passages from the ranked sentences,
         within the answer's word budget and without repeating a sentence."""
@@ -395,7 +396,8 @@ class Answerer:
             passages.append((n, span))
             used.update(keys)
             words += size
-        self._fill(passages, by_n, used, words)
+        if fill:
+            self._fill(passages, by_n, used, words)
         return passages
 
     def _fill(
@@ -434,7 +436,8 @@ class Answerer:
         if qvec is None:
             qvec = self.retriever.embed_query(question)
         by_n: dict[int, list[str]] = {}
-        for text, cites, _ in self.select(question, qvec, self.shown(sources)):
+        # Unfilled: the model shortens the passages anyway, and each word costs first-token time.
+        for text, cites, _ in self.select(question, qvec, self.shown(sources), fill=False):
             by_n.setdefault(cites[0], []).append(text)
         titles = {s.n: s.hit.chunk.title for s in sources}
         blocks = [f"[{n}] {titles[n]}\n{' '.join(texts)}" for n, texts in by_n.items()]
