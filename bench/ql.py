@@ -42,14 +42,22 @@ class QLRetriever:
     def __init__(self, base: Retriever, llm: object, depth: int = 20) -> None:
         self.base, self.store, self.llm, self.depth = base, base.store, llm, depth
         self.seconds: list[float] = []
+        self._scores: dict[tuple[str, str], float] = {}  # both QL retrievers score each pair once
+
+    def _score(self, q: str, h: Hit) -> float:
+        key = (q, h.chunk.chunk_id)
+        if key not in self._scores:
+            self._scores[key] = question_likelihood(self.llm, f"{h.chunk.title}. {h.chunk.text}", q)
+        return self._scores[key]
 
     def search(self, q: str, k: int = 10, retriever: str = "hybrid", **kw: object) -> list[Hit]:
         if retriever in ("dense", "bm25", "hybrid"):
             return self.base.search(q, k=k, retriever=retriever)
         hits = self.base.search(q, k=max(k, self.depth), retriever="hybrid")
         t0 = time.perf_counter()
-        ql = [question_likelihood(self.llm, f"{h.chunk.title}. {h.chunk.text}", q) for h in hits]
+        ql = [self._score(q, h) for h in hits]
         self.seconds.append(time.perf_counter() - t0)
+        print(f"scored {len(self._scores)} passages", file=sys.stderr, flush=True)
         by_ql = [hits[i] for i in np.argsort(-np.asarray(ql), kind="stable")]
         if retriever == "hybrid+ql-rrf":
             ids = {h.chunk.chunk_id: h for h in hits}
@@ -84,7 +92,7 @@ def main() -> None:
         "",
         dev["table"],
         "",
-        f"QL seconds per question (20 chunks): {np.mean(r.seconds):.2f}",
+        f"QL seconds per question (20 chunks): {np.mean([t for t in r.seconds if t > 0.01]):.2f}",
         "",
     ]
     print("\n".join(lines), flush=True)
@@ -148,7 +156,7 @@ def main() -> None:
             "",
             res["table"],
             "",
-            f"QL seconds per query (20 chunks): {np.mean(rb.seconds):.2f}",
+            f"QL seconds per query (20 chunks): {np.mean([t for t in rb.seconds if t > 0.01]):.2f}",
             "",
         ]
         print("\n".join(part), flush=True)

@@ -82,18 +82,48 @@ def is_followup(question: str) -> bool:
     return not own or (len(own) <= 1 and bool(_AMOUNT.match(q)))
 
 
+# A previous question that asks what something is names its topic plainly: "What is X?",
+# "what does X mean / do", "tell me about X". Its X may stand in for the follow-up's pronoun.
+_TOPIC_FRAMES = (
+    re.compile(r"^(?:what|who)(?:'s| is| are| was| were)\s+(?P<t>.+?)[?.!]*$", re.IGNORECASE),
+    re.compile(r"^what (?:does|do|did) (?P<t>.+?) (?:mean|stand for|do|does)[?.!]*$", re.IGNORECASE),
+    re.compile(r"^(?:tell me about|explain|describe|define)\s+(?P<t>.+?)[?.!]*$", re.IGNORECASE),
+)
+_ARTICLE = re.compile(r"^(?:an?|the)\s+", re.IGNORECASE)
+_STAND_INS = re.compile(r"\b(?:it|this|that|they|them|these|those)\b", re.IGNORECASE)
+MAX_TOPIC_WORDS = 5
+
+
+def topic(question: str) -> str | None:
+    """What a "what is X" question asks about (X, without its article), or None when the
+    question has no such frame or X is longer than MAX_TOPIC_WORDS words."""
+    q = " ".join(question.split())
+    for frame in _TOPIC_FRAMES:
+        m = frame.match(q)
+        if m:
+            t = _ARTICLE.sub("", m.group("t")).strip()
+            return t if t and len(t.split()) <= MAX_TOPIC_WORDS else None
+    return None
+
+
 def contextualise(question: str, previous: str) -> str:
-    """The follow-up with the previous question's text after it, for retrieval and answering.
+    """The follow-up, its first pronoun replaced by the previous question's topic when that
+    question names one ("why is it a scam?" after "What is statistical significance?" becomes
+    "why is statistical significance a scam?"), with the previous question's text after it,
+    for retrieval and answering.
 
     The previous question's first letter is lower-cased (unless its first word is a name such as
     NDCG), so that the answerer's names rule does not take a sentence-initial "Explain" for a name
     the sources must mention.
     """
     prev = " ".join(previous.split())
+    subject = topic(prev)
     first = _words(prev)[:1]
     if prev and not (first and _is_name(first[0])):
         prev = prev[0].lower() + prev[1:]
     q = " ".join(question.split())
+    if subject:
+        q = _STAND_INS.sub(subject, q, count=1)
     sep = "" if q.endswith((".", "?", "!")) else "?"
     return f"{q}{sep} {prev}".strip()
 

@@ -20,11 +20,13 @@ ConfidenceFn = Callable[[Any, Sequence[Any]], ScorePairs]
 def answerer_scores(answerer: Any, questions: Sequence[Any]) -> ScorePairs:
     """The score the answerer decides on, as `ask` computes it: the fitted abstention model's
     confidence (or, without one, the best sentence's similarity), or None when the question
-    names a fact no retrieved source mentions. Follow-ups are asked with their earlier question."""
+    names a fact no retrieved source mentions. Follow-ups are asked as `rag chat` asks them."""
+    from rag.evaluation.questions import asked_text
+
+    by_id = {q.id: q for q in questions}
     out: ScorePairs = {}
     for q in questions:
-        previous = getattr(q, "previous", None)
-        signals, missing = answerer.question_signals(f"{q.question} {previous}" if previous else q.question)
+        signals, missing = answerer.question_signals(asked_text(q, by_id))
         if missing:
             out[q.id] = (None, bool(q.relevant))
             continue

@@ -12,19 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.evaluation.questions import QUESTION_TYPES, Question
+from rag.evaluation.questions import QUESTION_TYPES, Question, asked_text
 from rag.evaluation.runs import git_commit
 from rag.evaluation.tables import fmt, markdown_table
 from rag.text import content_words
-
-
-def asked_text(q: Question, by_id: dict[str, Question]) -> str:
-    """What is asked for a question: a follow-up is read with the question before it, as a
-    chat that remembers the previous turn would read it."""
-    if q.type != "followup" or not q.previous:
-        return q.question
-    prev = by_id.get(q.previous)
-    return f"{prev.question if prev else q.previous} {q.question}"
 
 
 def cv_groups(questions: Sequence[Question]) -> list[str]:

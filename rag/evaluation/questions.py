@@ -233,3 +233,15 @@ def judgments(resolved: Sequence[ResolvedQuestion]) -> dict[str, list[dict[str, 
             for n, (e, (url, _, _, g)) in enumerate(zip(found, rq.spans, strict=True))
         ]
     return out
+
+
+def asked_text(q: Question, by_id: dict[str, Question]) -> str:
+    """What is asked for a question: a follow-up is read after the question before it exactly as
+    `rag chat` and `rag ask --after` read it (rag.followup.resolve), so what is measured is what
+    ships; one the follow-up rules do not recognise is asked alone, as it would be."""
+    from rag.followup import resolve
+
+    if q.type != "followup" or not q.previous:
+        return q.question
+    prev = by_id.get(q.previous)
+    return resolve(q.question, prev.question if prev else q.previous).query

@@ -100,8 +100,9 @@ def test_answerer_scores_mark_missing_facts_as_never_answered():
             return ({"sentence_cos": 0.4}, ["FIFA"]) if "FIFA" in q else ({"sentence_cos": 0.6}, [])
 
     class Q:
-        def __init__(self, id, question, relevant, previous=None):
+        def __init__(self, id, question, relevant, previous=""):
             self.id, self.question, self.relevant, self.previous = id, question, relevant, previous
+            self.type = "followup" if previous else "factoid"
 
     qs = [Q("a", "What is X?", (1,)), Q("b", "Who won FIFA?", ()), Q("c", "and why?", (1,), "Who won FIFA?")]
     a = Answerer()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rag.followup import Turn, contextualise, is_followup, resolve
+from rag.followup import Turn, contextualise, is_followup, resolve, topic
 from tests.conftest import ROOT
 
 
@@ -64,10 +64,39 @@ def test_development_questions_are_told_apart_from_follow_ups():
 
 
 def test_contextualise_appends_the_previous_question_without_a_sentence_initial_capital():
-    assert contextualise("why is it a scam?", "What is statistical significance?") == (
-        "why is it a scam? what is statistical significance?"
+    assert contextualise("and the third one?", "What's the second flaw?") == (
+        "and the third one? what's the second flaw?"  # "one" is not a stand-in: nothing replaced
     )
     assert contextualise("and why", "NDCG vs MAP?") == "and why? NDCG vs MAP?"  # a name keeps its case
+
+
+def test_the_previous_questions_topic_stands_in_for_the_first_pronoun():
+    assert contextualise("why is it a scam?", "What is statistical significance?") == (
+        "why is statistical significance a scam? what is statistical significance?"
+    )
+    assert contextualise("can i reuse it in another model", "What is an embedding?") == (
+        "can i reuse embedding in another model? what is an embedding?"
+    )
+    # No "what is X" frame, or an X too long to be a topic: the pronoun stays.
+    assert contextualise("why is it slow?", "how does christopher karg run mysql") == (
+        "why is it slow? how does christopher karg run mysql"
+    )
+    assert topic("What is the one thing every data scientist should learn first?") is None
+
+
+@pytest.mark.parametrize(
+    ("question", "subject"),
+    [
+        ("What is statistical significance?", "statistical significance"),
+        ("what's a p-value", "p-value"),
+        ("What does NDCG stand for?", "NDCG"),
+        ("what do recommendation systems do", "recommendation systems"),
+        ("Tell me about the Statistical Significance Scam.", "Statistical Significance Scam"),
+        ("How does self-attention decide which words matter?", None),
+    ],
+)
+def test_topic_of_a_what_is_question(question, subject):
+    assert topic(question) == subject
 
 
 def test_resolve_keeps_standalone_questions_and_chains_follow_ups():
@@ -75,7 +104,7 @@ def test_resolve_keeps_standalone_questions_and_chains_follow_ups():
     assert first == Turn("What is statistical significance?", "What is statistical significance?", None)
     second = resolve("why is it a scam?", first)
     assert second.follows == "What is statistical significance?"
-    assert second.query == "why is it a scam? what is statistical significance?"
+    assert second.query == "why is statistical significance a scam? what is statistical significance?"
     third = resolve("how so?", second)
     assert third.follows == "why is it a scam?" and "statistical significance" in third.query
     assert resolve("What is p-hacking?", third) == Turn("What is p-hacking?", "What is p-hacking?")
