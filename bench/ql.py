@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "QL.md")
     ap.add_argument("--skip-scifact", action="store_true")
     ap.add_argument("--every", type=int, default=1, help="Use every n-th development question.")
+    ap.add_argument("--depth", type=int, default=20, help="Hybrid hits reranked per question.")
     args = ap.parse_args()
     s = load_settings()
     base = Retriever(open_store(s.paths.index), s.retrieve)
@@ -85,14 +86,14 @@ def main() -> None:
     names = ["hybrid", "hybrid+ql", "hybrid+ql-rrf"]
     lines = ["# Query-likelihood reranking with SmolLM2-135M (bench/ql.py)", ""]
 
-    r = QLRetriever(base, llm)
+    r = QLRetriever(base, llm, args.depth)
     dev = run_dev_suite(r, qs, names)
     lines += [
-        f"## Development set ({dev['scored_questions']} answerable questions, top 20 reranked)",
+        f"## Development set ({dev['scored_questions']} answerable questions, top {args.depth} reranked)",
         "",
         dev["table"],
         "",
-        f"QL seconds per question (20 chunks): {np.mean([t for t in r.seconds if t > 0.01]):.2f}",
+        f"QL seconds per question ({args.depth} chunks): {np.mean([t for t in r.seconds if t > 0.01]):.2f}",
         "",
     ]
     print("\n".join(lines), flush=True)
@@ -148,7 +149,9 @@ def main() -> None:
         )
         path = beir.beir_index(data, s, PROJECT_ROOT / "eval" / "cache")
         rb = QLRetriever(
-            Retriever(open_store(path), s.retrieve.model_copy(update={"max_per_article": 0})), llm
+            Retriever(open_store(path), s.retrieve.model_copy(update={"max_per_article": 0})),
+            llm,
+            args.depth,
         )
         res = beir.run_beir_suite(rb, sub, names)
         part = [
@@ -156,7 +159,7 @@ def main() -> None:
             "",
             res["table"],
             "",
-            f"QL seconds per query (20 chunks): {np.mean([t for t in rb.seconds if t > 0.01]):.2f}",
+            f"QL seconds per query ({args.depth} chunks): {np.mean([t for t in rb.seconds if t > 0.01]):.2f}",
             "",
         ]
         print("\n".join(part), flush=True)
