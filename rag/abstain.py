@@ -28,6 +28,7 @@ from rag.errors import RagError
 # What each signal measures (all computed at question time from the retrieved evidence).
 SIGNALS = {
     "sentence_cos": "cosine similarity of the best retrieved sentence to the question",
+    "sentence_cos_top3": "mean cosine similarity of the three best distinct retrieved sentences",
     "chunk_cos": "cosine similarity of the best chunk (dense search)",
     "lexical": "best BM25 score over the query's maximum possible (sum of each term's best)",
     "agreement": "1 when dense and lexical search rank the same article first",
@@ -40,6 +41,7 @@ TARGET_ABSTAIN = 0.90
 # probability down the most, in words.
 _WHY = {
     "sentence_cos": "no retrieved sentence is close to the question (best similarity {v:.2f})",
+    "sentence_cos_top3": "few retrieved sentences are close to the question (mean of the best three {v:.2f})",
     "chunk_cos": "no retrieved passage is close to the question (best similarity {v:.2f})",
     "lexical": "few of the question's words occur together in any passage ({v:.0%} of the best possible)",
     "agreement": "meaning and wording point at different articles",

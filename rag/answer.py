@@ -290,6 +290,7 @@ class Answerer:
         missing = missing_facts(question, hits)
         return {
             "sentence_cos": self.evidence_score(question, qvec, sources),
+            "sentence_cos_top3": _top_sentences_cos(qvec, sources, 3),
             "chunk_cos": float(dense[0][1]) if dense else -1.0,
             "lexical": min(1.0, lexical[0][1] / ceiling) if lexical and ceiling > 0 else 0.0,
             "agreement": float(
@@ -613,6 +614,19 @@ def fits_kind(kind: str, sentence: str, qwords: set[str]) -> bool:
 
 def _is_item(sentence: str) -> bool:
     return bool(_LIST_MARK_RE.match(sentence))
+
+
+def _top_sentences_cos(qvec: np.ndarray, sources: list[_Source], n: int) -> float:
+    """Mean cosine similarity to the question of the `n` best distinct sentences of the sources
+    (overlapping chunks repeat sentences; each counts once): several close sentences are better
+    evidence than one lucky match. -1.0 without sources."""
+    best: dict[str, float] = {}
+    for s in sources:
+        for sent, sim in zip(s.sentences, (s.vectors @ qvec).tolist(), strict=True):
+            key = _key(sent)
+            best[key] = max(best.get(key, -1.0), sim)
+    top = sorted(best.values(), reverse=True)[:n]
+    return float(np.mean(top)) if top else -1.0
 
 
 def _answerable_sentence(sentence: str) -> bool:

@@ -22,6 +22,7 @@ def _data(n: int = 60, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
         rows.append(
             {
                 "sentence_cos": 0.3 + 0.3 * label + rng.normal(0, 0.05),
+                "sentence_cos_top3": 0.25 + 0.3 * label + rng.normal(0, 0.05),
                 "chunk_cos": 0.4 + rng.normal(0, 0.1),
                 "lexical": 0.5 + rng.normal(0, 0.1),
                 "agreement": float(rng.random() < 0.5),
@@ -99,6 +100,7 @@ def test_abstention_reason_names_the_weakest_signal():
     x, y = _data()
     model = abstain.fit(x, y, ["sentence_cos", "coverage"])
     sig = {"sentence_cos": 0.1, "coverage": 0.9, "chunk_cos": 0, "lexical": 0, "agreement": 0, "missing": 0}
+    sig["sentence_cos_top3"] = 0.1
     ok, p, why = model.decide(sig)
     assert not ok and "no retrieved sentence is close" in why and f"{p:.2f}" in why
 
@@ -200,3 +202,14 @@ def test_filling_stops_at_a_lead_in_and_at_a_sentence_already_used():
     passages = [(2, [0])]
     _filler(60)._fill(passages, {2: src2}, {"second point, already quoted elsewhere."}, 5)
     assert passages == [(2, [0])]
+
+
+def test_top3_similarity_counts_each_distinct_sentence_once():
+    from rag.answer import _top_sentences_cos
+
+    q = np.array([1.0, 0.0])
+    vec = np.array([[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]])
+    a = _Source(1, None, ["Same sentence.", "Middle one.", "Far one."], vec)  # type: ignore[arg-type]
+    b = _Source(2, None, ["same  sentence.", "Other."], np.array([[0.9, 0.1], [0.7, 0.3]]))  # type: ignore[arg-type]
+    assert _top_sentences_cos(q, [a, b], 3) == pytest.approx((0.9 + 0.7 + 0.5) / 3)
+    assert _top_sentences_cos(q, [], 3) == -1.0
