@@ -237,7 +237,15 @@ def answer_table(result: dict[str, Any]) -> str:
                 c = cv.get(t, {})
                 row += [fmt(c.get("answer_rate")), fmt(c.get("abstain_rate"))]
             rows.append(row)
-    return markdown_table(["mode", "type", *cols, *extra], rows, "ll" + "r" * (len(cols) + len(extra)))
+    table = markdown_table(["mode", "type", *cols, *extra], rows, "ll" + "r" * (len(cols) + len(extra)))
+    if "llm" in result["modes"] and "llm_survived" in result["modes"]["llm"]:
+        m = result["modes"]["llm"]
+        table += (
+            f"\n\nllm: the model's own text survived verification in {m['llm_survived']:.0%} of the "
+            f"answered answerable questions; in {m['llm_fell_back']} every sentence it wrote was "
+            "dropped and the answer quotes the sources instead."
+        )
+    return table
 
 
 def cv_by_type(questions: Sequence[Question], cv_answered: dict[str, float]) -> dict[str, dict[str, float]]:

@@ -178,6 +178,11 @@ def test_a_mode_is_summarised_overall_without_follow_ups_and_by_type():
     assert m["by_type"]["followup"]["answer_rate"] == 0.0
     assert math.isnan(m["by_type"]["factoid"]["abstain_rate"])
     assert "llm_fell_back" not in answers.mode_summary("extractive", ROWS)
+    table = answers.answer_table({"modes": {"llm": m}})
+    assert table.endswith(
+        "llm: the model's own text survived verification in 50% of the answered answerable "
+        "questions; in 1 every sentence it wrote was dropped and the answer quotes the sources instead."
+    )
 
 
 def test_answer_tables_are_markdown_with_cross_validated_columns_when_present():
