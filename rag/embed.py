@@ -23,7 +23,8 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
 MAX_SEQ_TOKENS = 256  # the model's own max_seq_length
 # Padded tokens per onnxruntime call. Smaller batches keep the activations in cache: on 2 cores,
-# 127 chunks ran at 21.0 chunks/s with 4,096 and 25.4 with 1,024 (bench/RESULTS.md).
+# the 127 shipped chunks ran at 21.0 chunks/s with 4,096 and 25.4 with 1,024 (interleaved runs,
+# median of 5); `make bench` measures the default (bench/RESULTS.md).
 TOKEN_BUDGET = 1024
 ProgressFn = Callable[[int, int], None]
 
