@@ -123,7 +123,7 @@ def contextualise(question: str, previous: str) -> str:
         prev = prev[0].lower() + prev[1:]
     q = " ".join(question.split())
     if subject:
-        q = _STAND_INS.sub(subject, q, count=1)
+        q = _STAND_INS.sub(lambda _: subject, q, count=1)  # the topic as text, never a template
     sep = "" if q.endswith((".", "?", "!")) else "?"
     return f"{q}{sep} {prev}".strip()
 

@@ -82,6 +82,10 @@ def test_the_previous_questions_topic_stands_in_for_the_first_pronoun():
         "why is it slow? how does christopher karg run mysql"
     )
     assert topic("What is the one thing every data scientist should learn first?") is None
+    # A topic is inserted as it was typed, backslashes included (not read as a regex template).
+    assert contextualise("why is it slow?", r"what is C:\path\x1") == (
+        r"why is C:\path\x1 slow? what is C:\path\x1"
+    )
 
 
 @pytest.mark.parametrize(
