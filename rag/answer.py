@@ -132,7 +132,6 @@ class Answerer:
         self.abstention: AbstentionModel | None = abstention
         self._llm: Any = None
         self._loader: threading.Thread | None = None
-        self._warm = True
 
     # ------------------------------------------------------------------------- models
 
@@ -145,14 +144,13 @@ class Answerer:
 
         `warm=False` skips the warm-up, which pays off only from the second question: for a
         single question it competes for the cores with retrieval (0.2 s later first token)."""
-        self._warm = warm
         if self._llm is None and self._loader is None:
-            self._loader = threading.Thread(target=self._load_quietly, name="llm-preload")
+            self._loader = threading.Thread(target=self._load_quietly, args=(warm,), name="llm-preload")
             self._loader.start()
 
-    def _load_quietly(self) -> None:
+    def _load_quietly(self, warm: bool) -> None:
         with contextlib.suppress(Exception):
-            self._load()
+            self._load(warm)
 
     @property
     def llm(self) -> Any:
@@ -161,14 +159,14 @@ class Answerer:
             self._loader = None
         return self._load()
 
-    def _load(self) -> Any:
+    def _load(self, warm: bool = True) -> Any:
         if self._llm is None:
             llm = load_llm(self.model_path(), self.llm_settings)
             # Warm up: the first evaluation after loading pays one-off costs (about 0.5 s here),
             # and evaluating the system prompt now lets every question reuse it from the cache.
-            if self._warm:
-                warm = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Hi"}]
-                for _ in generate(llm, warm, self.llm_settings.model_copy(update={"max_tokens": 1})):
+            if warm:
+                hello = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Hi"}]
+                for _ in generate(llm, hello, self.llm_settings.model_copy(update={"max_tokens": 1})):
                     pass
             self._llm = llm
         return self._llm
@@ -288,9 +286,10 @@ class Answerer:
         qwords = content_words(question)
         text = " ".join(f"{h.chunk.title} {h.chunk.heading} {h.chunk.text}" for h in hits)
         missing = missing_facts(question, hits)
+        sims = _best_sentence_sims(qvec, sources)
         return {
-            "sentence_cos": self.evidence_score(question, qvec, sources),
-            "sentence_cos_top3": _top_sentences_cos(qvec, sources, 3),
+            "sentence_cos": _mean_of_best(sims, 1),
+            "sentence_cos_top3": _mean_of_best(sims, 3),
             "chunk_cos": float(dense[0][1]) if dense else -1.0,
             "lexical": min(1.0, lexical[0][1] / ceiling) if lexical and ceiling > 0 else 0.0,
             "agreement": float(
@@ -315,15 +314,6 @@ class Answerer:
                 f"the closest evidence scores {score:.2f}, below {self.settings.abstain_below}",
             )
         return True, None, ""
-
-    def evidence_score(self, question: str, qvec: np.ndarray, sources: list[_Source]) -> float:
-        """How well the best retrieved sentence matches the question: cosine similarity.
-
-        The main abstention signal (see `signals`).
-        """
-        if not sources:
-            return -1.0
-        return float(max((s.vectors @ qvec).max() for s in sources))
 
     # ------------------------------------------------------------------------- extractive
 
@@ -616,17 +606,22 @@ def _is_item(sentence: str) -> bool:
     return bool(_LIST_MARK_RE.match(sentence))
 
 
-def _top_sentences_cos(qvec: np.ndarray, sources: list[_Source], n: int) -> float:
-    """Mean cosine similarity to the question of the `n` best distinct sentences of the sources
-    (overlapping chunks repeat sentences; each counts once): several close sentences are better
-    evidence than one lucky match. -1.0 without sources."""
+def _best_sentence_sims(qvec: np.ndarray, sources: list[_Source]) -> list[float]:
+    """Cosine similarity to the question of each distinct sentence of the sources, best first
+    (overlapping chunks repeat sentences; each counts once)."""
     best: dict[str, float] = {}
     for s in sources:
         for sent, sim in zip(s.sentences, (s.vectors @ qvec).tolist(), strict=True):
             key = _key(sent)
             best[key] = max(best.get(key, -1.0), sim)
-    top = sorted(best.values(), reverse=True)[:n]
-    return float(np.mean(top)) if top else -1.0
+    return sorted(best.values(), reverse=True)
+
+
+def _mean_of_best(sims: list[float], n: int) -> float:
+    """The mean of the `n` best of `sims` (sorted best first), -1.0 when there are none: the
+    best sentence alone, and the best three (several close sentences are better evidence than
+    one lucky match)."""
+    return float(np.mean(sims[:n])) if sims else -1.0
 
 
 def _answerable_sentence(sentence: str) -> bool:

