@@ -364,27 +364,45 @@ def search(
 
 
 def _print_hits(query: str, hits: list[Any], retriever: str) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    t = Table(title=f"{query}  [{retriever}]", show_lines=False, expand=True)
-    t.add_column("#", justify="right", no_wrap=True)
-    t.add_column("score", justify="right", no_wrap=True)
-    t.add_column("article / heading", ratio=2)
-    t.add_column("text", ratio=5)
+    """One block a hit: rank, score and the article on the first line, then its heading, URL
+    and the start of the chunk, indented. Wrapped at words on a terminal, one line a field into
+    a pipe. Plain text rather than a rich table: importing rich took a tenth of a cold search."""
+    if not hits:
+        typer.echo(f"{query}: no matches")
+        return
+    typer.secho(f"{query}  [{retriever}]", bold=True)
     for h in hits:
         c = h.chunk
         snippet = " ".join(c.text.split())
         snippet = snippet[:220] + ("…" if len(snippet) > 220 else "")
-        by = f" [dim]by {escape(c.author)}[/dim]" if c.author else ""
-        where = f"[bold]{escape(c.title)}[/bold]{by}\n{escape(c.heading)}\n[dim]{c.url}[/dim]"
-        t.add_row(str(h.rank), f"{h.score:.3f}", where, snippet)
-    if not hits:
-        typer.echo(f"{query}: no matches")
-        return
-    from rich.console import Console
+        lead = f"{h.rank:>2}  {h.score:.3f}  "
+        by = f", by {c.author}" if c.author else ""
+        typer.echo("")
+        typer.echo(lead + typer.style(f"{c.title}{by}", bold=True))
+        pad = " " * len(lead)
+        if c.heading:
+            typer.echo(_wrapped(c.heading, pad))
+        typer.echo(pad + typer.style(c.url, dim=True))  # a URL is never broken
+        typer.echo(_wrapped(snippet, pad))
 
-    Console().print(t)
+
+def _wrapped(text: str, indent: str = "") -> str:
+    """`text` folded at words to the terminal's width (at most 100 columns) on a terminal; one
+    line into a pipe, so that a "[n]" is never cut off its sentence for a program reading it."""
+    if not sys.stdout.isatty():
+        return indent + text
+    import shutil
+    import textwrap
+
+    width = min(100, shutil.get_terminal_size().columns)
+    return textwrap.fill(
+        text,
+        width,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 # --------------------------------------------------------------------------------- doctor
@@ -452,33 +470,30 @@ def _open_answerer(settings: Settings, index_dir: Path | None, model: Path | Non
 
 
 def _print_answer(ans: Any, streamed: bool, follows: str | None = None) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
-    con = Console()
     if streamed:
         typer.echo("", err=True)
     if follows:
-        con.print(f"(following up on: {follows})", style="dim", highlight=False, markup=False)
+        typer.secho(f"(following up on: {follows})", dim=True)
     authors = {h.chunk.url: h.chunk.author for h in ans.closest}
     if ans.abstained:
-        con.print(f"[yellow]{ans.answer}[/yellow]")
+        typer.secho(ans.answer, fg=typer.colors.YELLOW)
         if ans.abstain_reason:
-            con.print(f"[dim]why: {escape(ans.abstain_reason)}[/dim]", highlight=False)
+            typer.secho(f"why: {ans.abstain_reason}", dim=True)
         if ans.closest:
-            con.print("Closest sources:")
+            typer.echo("Closest sources:")
             articles = {h.chunk.url: h.chunk.title for h in ans.closest}  # one line per article
             for url, title in list(articles.items())[:3]:
                 by = f", by {authors[url]}" if authors.get(url) else ""
-                con.print(f"  - {title}{by} — {url}", highlight=False, markup=False, soft_wrap=True)
+                typer.echo(f"  - {title}{by} — {url}")
         return
     label = "answer" if ans.mode == "llm" else "answer (extractive: quoted from the sources)"
     if streamed and ans.dropped:
         label += f"; {len(ans.dropped)} unsupported sentence(s) removed"
-    con.print(f"[bold]{label}[/bold]")
-    # Wrapped at words on a terminal; one line a paragraph into a pipe, so no "[n]" is cut off its sentence.
-    con.print(ans.answer, highlight=False, markup=False, soft_wrap=not con.is_terminal)
-    con.print("\n[bold]Sources[/bold]")
+    typer.secho(label, bold=True)
+    for paragraph in ans.answer.split("\n"):
+        typer.echo(_wrapped(paragraph))
+    typer.echo("")
+    typer.secho("Sources", bold=True)
     by_url: dict[str, list[Any]] = {}
     for c in ans.citations:  # two chunks of one article are one source to a reader
         by_url.setdefault(c.url, []).append(c)
@@ -486,8 +501,8 @@ def _print_answer(ans: Any, streamed: bool, follows: str | None = None) -> None:
         date = f" ({cs[0].published[:10]})" if cs[0].published else ""
         nums = "".join(f"[{c.n}]" for c in cs)
         by = f", by {authors[url]}" if authors.get(url) else ""
-        # soft_wrap: the terminal folds a long line; the URL itself is never broken by us
-        con.print(f"{nums} {cs[0].title}{by} — {url}{date}", highlight=False, markup=False, soft_wrap=True)
+        # one line: the terminal folds it; the URL itself is never broken by us
+        typer.echo(f"{nums} {cs[0].title}{by} — {url}{date}")
 
 
 @app.command()
@@ -527,8 +542,7 @@ def ask(
     questions = _queries(question)
     answerer = _open_answerer(settings, index_dir, model, quiet=as_json)
     if (mode or settings.answer.mode) == "llm":
-        # The model loads while the first question is retrieved; warmed up only for more.
-        answerer.preload(warm=len(questions) > 1)
+        answerer.preload()  # the model loads while the first question is retrieved
     for q in questions:
         streamed = False
 
