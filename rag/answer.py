@@ -32,6 +32,7 @@ import numpy as np
 from rag.abstain import AbstentionModel
 from rag.config import AnswerSettings, LLMSettings
 from rag.errors import RagError
+from rag.prompt_cache import start_from_prefix
 from rag.retrieve import Hit, Retriever
 from rag.stores.base import Filters
 from rag.text import CONTENT_STOPWORDS, content_words, query_words, split_sentences
@@ -138,19 +139,16 @@ class Answerer:
     def model_path(self) -> Path:
         return model_file(self.llm_settings)
 
-    def preload(self, warm: bool = True) -> None:
+    def preload(self) -> None:
         """Start loading the LLM in the background, so that it loads while retrieval runs
-        (llama.cpp releases the GIL). A failure here is raised later, by `llm`, in one line.
-
-        `warm=False` skips the warm-up, which pays off only from the second question: for a
-        single question it competes for the cores with retrieval (0.2 s later first token)."""
+        (llama.cpp releases the GIL). A failure here is raised later, by `llm`, in one line."""
         if self._llm is None and self._loader is None:
-            self._loader = threading.Thread(target=self._load_quietly, args=(warm,), name="llm-preload")
+            self._loader = threading.Thread(target=self._load_quietly, name="llm-preload")
             self._loader.start()
 
-    def _load_quietly(self, warm: bool) -> None:
+    def _load_quietly(self) -> None:
         with contextlib.suppress(Exception):
-            self._load(warm)
+            self._load()
 
     @property
     def llm(self) -> Any:
@@ -159,15 +157,13 @@ class Answerer:
             self._loader = None
         return self._load()
 
-    def _load(self, warm: bool = True) -> Any:
+    def _load(self) -> Any:
         if self._llm is None:
             llm = load_llm(self.model_path(), self.llm_settings)
-            # Warm up: the first evaluation after loading pays one-off costs (about 0.5 s here),
-            # and evaluating the system prompt now lets every question reuse it from the cache.
-            if warm:
-                hello = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Hi"}]
-                for _ in generate(llm, hello, self.llm_settings.model_copy(update={"max_tokens": 1})):
-                    pass
+            # Every prompt starts with the system prompt: its evaluated context comes from the
+            # cache (or is evaluated once and cached), so the question's prompt evaluates only
+            # the passages and the question.
+            start_from_prefix(llm, self.model_path(), SYSTEM_PROMPT)
             self._llm = llm
         return self._llm
 
