@@ -162,3 +162,17 @@ def test_a_search_loads_no_torch_no_cleaner_and_no_chunker(real_index):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, timeout=120
     )
     assert out.stdout.strip() == "3 []"
+
+
+def test_cli_text_output_names_each_hit_with_its_whole_url(real_index):
+    res = run_rag("search", "what is p-hacking", "--index", str(real_index), "--k", "2")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "what is p-hacking  [hybrid]"
+    # into a pipe: rank, score, article and author on one line; heading, URL, text indented
+    firsts = [line for line in lines if line[:2].strip().isdigit()]
+    assert [line.split()[0] for line in firsts] == ["1", "2"]
+    assert "The Statistical Significance Scam, by Cai Parry-Jones" in firsts[0]
+    urls = [line.strip() for line in lines if line.strip().startswith("https://")]
+    assert len(urls) == 2 and all(" " not in u and u.startswith("https://medium.com/") for u in urls)
+    assert "\x1b[" not in res.stdout  # no colour codes into a pipe
