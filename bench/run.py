@@ -568,7 +568,8 @@ def _main(repeats: int) -> None:
         lines += [
             "",
             "- `rag ask --llm`, from starting the process to the first streamed token: "
-            f"{fmt(first_token, ' s')}",
+            f"{fmt(first_token, ' s')} (the system prompt's evaluated context comes from the "
+            "per-user cache, written by the first `rag ask --llm` of this run, in the rows above)",
         ]
         warm = bench_warm(idx)
         lines += [
