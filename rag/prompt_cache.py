@@ -63,11 +63,10 @@ def prefix_tokens(llm: Any, system_prompt: str) -> list[int]:
     def text(token: int) -> str:  # a special token's spelling, as the chat handler reads it
         return llm.detokenize([token], special=True).decode("utf-8", "replace") if token >= 0 else ""
 
-    formatter = Jinja2ChatFormatter(
-        template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
-    )
-
     def tokens(user: str) -> list[int]:
+        formatter = Jinja2ChatFormatter(
+            template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
+        )
         messages: list[Any] = [
             {"role": "system", "content": system_prompt},
             {"role": "user", "content": user},
@@ -75,7 +74,10 @@ def prefix_tokens(llm: Any, system_prompt: str) -> list[int]:
         out = formatter(messages=messages)
         return list(llm.tokenize(out.prompt.encode("utf-8"), add_bos=not out.added_special, special=True))
 
-    a, b = tokens("Passages:\n[1] a\nQuestion: x"), tokens("Passages:\n[1] b\nQuestion: y")
+    try:
+        a, b = tokens("Passages:\n[1] a\nQuestion: x"), tokens("Passages:\n[1] b\nQuestion: y")
+    except Exception:  # a template we cannot render (any GGUF may be given): no cache, and the
+        return []  # chat handler reports the problem itself when the question is asked
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
