@@ -159,11 +159,12 @@ class Answerer:
 
     def _load(self) -> Any:
         if self._llm is None:
-            llm = load_llm(self.model_path(), self.llm_settings)
+            path = self.model_path()
+            llm = load_llm(path, self.llm_settings)
             # Every prompt starts with the system prompt: its evaluated context comes from the
             # cache (or is evaluated once and cached), so the question's prompt evaluates only
             # the passages and the question.
-            start_from_prefix(llm, self.model_path(), SYSTEM_PROMPT)
+            start_from_prefix(llm, path, SYSTEM_PROMPT)
             self._llm = llm
         return self._llm
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from rag import user_cache
 from rag.errors import RagError
 
 GRAPH_VERSION = 2  # bump when the graph written below changes (2: fused com.microsoft kernels)
@@ -76,8 +77,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "rag" / "models"
+    return user_cache.cache_dir("models")
 
 
 def weights_digest(model_dir: Path) -> str:
@@ -103,7 +103,7 @@ def weights_digest(model_dir: Path) -> str:
     memo = memo if isinstance(memo, dict) else {}
     memo[key] = digest
     try:
-        _atomic_write(memo_path, json.dumps(memo, indent=1).encode())
+        user_cache.write_atomic(memo_path, json.dumps(memo, indent=1).encode())
     except OSError:
         pass  # a read-only cache only costs the hash next time
     return digest
@@ -172,20 +172,6 @@ def _save(model: Any, path: Path) -> None:
         location=path.name + ".data",
         size_threshold=1024,
     )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _quantise(src: Path, dst: Path) -> None:

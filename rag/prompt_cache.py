@@ -20,19 +20,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rag import user_cache
+
 _MAGIC = b"RAGKV1\n"
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "rag" / "llm-prompts"
+    return user_cache.cache_dir("llm-prompts")
 
 
 def start_from_prefix(llm: Any, model_path: Path, system_prompt: str) -> str:
@@ -63,10 +62,7 @@ def prefix_tokens(llm: Any, system_prompt: str) -> list[int]:
     def text(token: int) -> str:  # a special token's spelling, as the chat handler reads it
         return llm.detokenize([token], special=True).decode("utf-8", "replace") if token >= 0 else ""
 
-    def tokens(user: str) -> list[int]:
-        formatter = Jinja2ChatFormatter(
-            template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
-        )
+    def tokens(formatter: Any, user: str) -> list[int]:
         messages: list[Any] = [
             {"role": "system", "content": system_prompt},
             {"role": "user", "content": user},
@@ -75,7 +71,11 @@ def prefix_tokens(llm: Any, system_prompt: str) -> list[int]:
         return list(llm.tokenize(out.prompt.encode("utf-8"), add_bos=not out.added_special, special=True))
 
     try:
-        a, b = tokens("Passages:\n[1] a\nQuestion: x"), tokens("Passages:\n[1] b\nQuestion: y")
+        formatter = Jinja2ChatFormatter(
+            template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
+        )
+        a = tokens(formatter, "Passages:\n[1] a\nQuestion: x")
+        b = tokens(formatter, "Passages:\n[1] b\nQuestion: y")
     except Exception:  # a template we cannot render (any GGUF may be given): no cache, and the
         return []  # chat handler reports the problem itself when the question is asked
     n = 0
@@ -127,15 +127,5 @@ def _restore(llm: Any, path: Path, prefix: list[int]) -> bool:
 def _save(llm: Any, path: Path, prefix: list[int]) -> None:
     data = llm.save_state().llama_state
     head = json.dumps({"tokens": prefix, "sha256": hashlib.sha256(data).hexdigest()}).encode()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".kv-")
-    except OSError:
-        return  # a read-only cache costs the prefix's evaluation next time, nothing else
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(_MAGIC + head + b"\n" + data)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    with contextlib.suppress(OSError):  # a read-only cache costs the prefix's evaluation next time
+        user_cache.write_atomic(path, _MAGIC + head + b"\n" + data)
