@@ -1,0 +1,122 @@
+"""Rare question words as an abstention signal: does it help to know which words no source has?
+
+`coverage` (one of the signals `rag eval --answers` already compares) counts every content word
+of the question alike. A question the articles do not answer often differs from one they do by
+one rare word ("what does the author say about *priors*"), so this weighs each word by its
+inverse document frequency over the index's chunks (log((N + 1) / (df + 0.5)), divided by its
+largest possible value so that the scale does not depend on the corpus's size):
+
+- idf_coverage: the weighted share of the question's words found in the retrieved sources;
+- rarest_missing: minus the weight of the rarest question word no retrieved source has;
+- unseen_words: minus the weighted share of the question's words that no chunk has at all.
+
+Each is compared with the default signal by ROC AUC and added to the default model in the
+same cross-validation as `rag eval --answers` (the names veto on, follow-ups asked with their
+topic and grouped with the question they follow).
+
+Run: PYTHONPATH=. python bench/idf_abstention.py [--out bench/IDF_ABSTENTION.md]   (about 1 minute)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag import abstain  # noqa: E402
+from rag.answer import Answerer  # noqa: E402
+from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
+from rag.evaluation.answers import cv_groups  # noqa: E402
+from rag.evaluation.questions import asked_text, load_questions  # noqa: E402
+from rag.retrieve import Retriever  # noqa: E402
+from rag.stores import open_store  # noqa: E402
+from rag.text import content_words  # noqa: E402
+
+NEW = {
+    "idf_coverage": "idf-weighted share of the question's words found in the retrieved sources",
+    "rarest_missing": "minus the idf weight of the rarest question word no retrieved source has",
+    "unseen_words": "minus the idf-weighted share of the question's words no chunk has",
+}
+MODELS = {
+    "top-3 similarity (default)": ["sentence_cos_top3"],
+    "+ coverage": ["sentence_cos_top3", "coverage"],
+    "+ idf_coverage": ["sentence_cos_top3", "idf_coverage"],
+    "+ rarest_missing": ["sentence_cos_top3", "rarest_missing"],
+    "+ unseen_words": ["sentence_cos_top3", "unseen_words"],
+    "+ idf_coverage + rarest_missing": ["sentence_cos_top3", "idf_coverage", "rarest_missing"],
+}
+
+
+def auc(v: np.ndarray, y: np.ndarray) -> float:
+    """Probability that an answerable question scores above an unanswerable one (ties half)."""
+    pos, neg = v[y == 1], v[y == 0]
+    return float(((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "IDF_ABSTENTION.md")
+    args = ap.parse_args()
+    s = load_settings(environ={})
+    store = open_store(s.paths.index, settings=s.store)
+    answerer = Answerer(Retriever(store, s.retrieve), s.answer, s.llm, s.paths.abstention)
+    chunks = store.all_chunks()
+    df: dict[str, int] = {}
+    for c in chunks:
+        for w in content_words(f"{c.title} {c.heading} {c.text}"):
+            df[w] = df.get(w, 0) + 1
+    top = math.log((len(chunks) + 1) / 0.5)
+
+    def idf(w: str) -> float:
+        return math.log((len(chunks) + 1) / (df.get(w, 0) + 0.5)) / top
+
+    qs = load_questions(PROJECT_ROOT / "eval" / "questions.jsonl")
+    by_id = {q.id: q for q in qs}
+    rows = []
+    for q in qs:
+        asked = asked_text(q, by_id)
+        qvec = answerer.retriever.embed_query(asked)
+        hits = answerer.retriever.search(asked, k=s.answer.sources, query_vector=qvec)
+        sig, _ = answerer.signals(asked, qvec, hits, answerer.sources(hits))
+        words = content_words(asked)
+        found = content_words(" ".join(f"{h.chunk.title} {h.chunk.heading} {h.chunk.text}" for h in hits))
+        total = sum(idf(w) for w in words) or 1.0
+        rows.append({
+            **sig,
+            "idf_coverage": sum(idf(w) for w in words & found) / total,
+            "rarest_missing": -max((idf(w) for w in words - found), default=0.0),
+            "unseen_words": -sum(idf(w) for w in words if w not in df) / total,
+        })
+    y = np.array([1.0 if q.relevant else 0.0 for q in qs])
+    abstain.SIGNALS.update(NEW)  # the study's functions read their columns from this table
+    x = abstain.matrix(rows)
+    lines = [
+        "# Rare question words as an abstention signal (bench/idf_abstention.py)",
+        "",
+        f"Run on {date.today()}: {len(qs)} development questions ({int(y.sum())} answerable, "
+        f"{int(len(y) - y.sum())} unanswerable), idf over the shipped index's {len(chunks)} chunks.",
+        "",
+        "| signal | ROC AUC |",
+        "|---|---:|",
+    ]
+    for name in ("sentence_cos_top3", "coverage", *NEW):
+        lines.append(f"| {name} | {auc(x[:, list(abstain.SIGNALS).index(name)], y):.3f} |")
+    lines += ["", "| model (names veto on, l2 = 1) | cv answer rate | cv abstention rate |"]
+    lines += ["|---|---:|---:|"]
+    groups = cv_groups(qs)
+    for name, features in MODELS.items():
+        cv = abstain.cross_validate(x, y, groups, features)
+        lines.append(f"| {name} | {cv['answer_rate']:.3f} | {cv['abstain_rate']:.3f} |")
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
