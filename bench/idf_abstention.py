@@ -88,12 +88,14 @@ def main() -> None:
         words = content_words(asked)
         found = content_words(" ".join(f"{h.chunk.title} {h.chunk.heading} {h.chunk.text}" for h in hits))
         total = sum(idf(w) for w in words) or 1.0
-        rows.append({
-            **sig,
-            "idf_coverage": sum(idf(w) for w in words & found) / total,
-            "rarest_missing": -max((idf(w) for w in words - found), default=0.0),
-            "unseen_words": -sum(idf(w) for w in words if w not in df) / total,
-        })
+        rows.append(
+            {
+                **sig,
+                "idf_coverage": sum(idf(w) for w in words & found) / total,
+                "rarest_missing": -max((idf(w) for w in words - found), default=0.0),
+                "unseen_words": -sum(idf(w) for w in words if w not in df) / total,
+            }
+        )
     y = np.array([1.0 if q.relevant else 0.0 for q in qs])
     abstain.SIGNALS.update(NEW)  # the study's functions read their columns from this table
     x = abstain.matrix(rows)
