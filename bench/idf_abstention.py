@@ -11,8 +11,8 @@ largest possible value so that the scale does not depend on the corpus's size):
 - unseen_words: minus the weighted share of the question's words that no chunk has at all.
 
 Each is compared with the default signal by ROC AUC and added to the default model in the
-same cross-validation as `rag eval --answers` (the names veto on, follow-ups asked with their
-topic and grouped with the question they follow).
+same cross-validation as `rag eval --answers`'s abstention study (the names veto on, follow-ups
+left out as that study leaves them out).
 
 Run: PYTHONPATH=. python bench/idf_abstention.py [--out bench/IDF_ABSTENTION.md]   (about 1 minute)
 """
@@ -34,7 +34,7 @@ from rag import abstain  # noqa: E402
 from rag.answer import Answerer  # noqa: E402
 from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
 from rag.evaluation.answers import cv_groups  # noqa: E402
-from rag.evaluation.questions import asked_text, load_questions  # noqa: E402
+from rag.evaluation.questions import load_questions  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
 from rag.stores import open_store  # noqa: E402
 from rag.text import content_words  # noqa: E402
@@ -77,11 +77,10 @@ def main() -> None:
     def idf(w: str) -> float:
         return math.log((len(chunks) + 1) / (df.get(w, 0) + 0.5)) / top
 
-    qs = load_questions(PROJECT_ROOT / "eval" / "questions.jsonl")
-    by_id = {q.id: q for q in qs}
+    qs = [q for q in load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"]
     rows = []
     for q in qs:
-        asked = asked_text(q, by_id)
+        asked = q.question
         qvec = answerer.retriever.embed_query(asked)
         hits = answerer.retriever.search(asked, k=s.answer.sources, query_vector=qvec)
         sig, _ = answerer.signals(asked, qvec, hits, answerer.sources(hits))
