@@ -30,7 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag import abstain  # noqa: E402
+from signal_study import signal_tables  # noqa: E402
+
 from rag.answer import Answerer  # noqa: E402
 from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
 from rag.evaluation.answers import cv_groups  # noqa: E402
@@ -52,12 +53,6 @@ MODELS = {
     "+ unseen_words": ["sentence_cos_top3", "unseen_words"],
     "+ idf_coverage + rarest_missing": ["sentence_cos_top3", "idf_coverage", "rarest_missing"],
 }
-
-
-def auc(v: np.ndarray, y: np.ndarray) -> float:
-    """Probability that an answerable question scores above an unanswerable one (ties half)."""
-    pos, neg = v[y == 1], v[y == 0]
-    return float(((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean())
 
 
 def main() -> None:
@@ -96,25 +91,14 @@ def main() -> None:
             }
         )
     y = np.array([1.0 if q.relevant else 0.0 for q in qs])
-    abstain.SIGNALS.update(NEW)  # the study's functions read their columns from this table
-    x = abstain.matrix(rows)
     lines = [
         "# Rare question words as an abstention signal (bench/idf_abstention.py)",
         "",
         f"Run on {date.today()}: {len(qs)} development questions ({int(y.sum())} answerable, "
         f"{int(len(y) - y.sum())} unanswerable), idf over the shipped index's {len(chunks)} chunks.",
         "",
-        "| signal | ROC AUC |",
-        "|---|---:|",
+        *signal_tables(rows, y, cv_groups(qs), NEW, ["sentence_cos_top3", "coverage", *NEW], MODELS),
     ]
-    for name in ("sentence_cos_top3", "coverage", *NEW):
-        lines.append(f"| {name} | {auc(x[:, list(abstain.SIGNALS).index(name)], y):.3f} |")
-    lines += ["", "| model (names veto on, l2 = 1) | cv answer rate | cv abstention rate |"]
-    lines += ["|---|---:|---:|"]
-    groups = cv_groups(qs)
-    for name, features in MODELS.items():
-        cv = abstain.cross_validate(x, y, groups, features)
-        lines.append(f"| {name} | {cv['answer_rate']:.3f} | {cv['abstain_rate']:.3f} |")
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

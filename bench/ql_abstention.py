@@ -24,7 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag import abstain  # noqa: E402
+from signal_study import signal_tables  # noqa: E402
+
 from rag.answer import Answerer, load_llm, model_file, question_likelihood  # noqa: E402
 from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
 from rag.evaluation.answers import cv_groups  # noqa: E402
@@ -42,12 +43,6 @@ MODELS = {
     "top-3 similarity + ql + pmi": ["sentence_cos_top3", "ql", "pmi"],
     "pmi alone": ["pmi"],
 }
-
-
-def auc(v: np.ndarray, y: np.ndarray) -> float:
-    """Probability that an answerable question scores above an unanswerable one (ties half)."""
-    pos, neg = v[y == 1], v[y == 0]
-    return float(((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean())
 
 
 def main() -> None:
@@ -68,9 +63,7 @@ def main() -> None:
         rows.append({**sig, "ql": best, "pmi": best - null})
     seconds = (time.perf_counter() - t0) / len(qs)
     y = np.array([1.0 if q.relevant else 0.0 for q in qs])
-    abstain.SIGNALS.update(NEW)  # the study's functions read their columns from this table
-    x = abstain.matrix(rows)
-    kept = x[:, list(abstain.SIGNALS).index("missing")] == 0
+    compared = ["sentence_cos_top3", "sentence_cos", "coverage", "ql", "pmi"]
     lines = [
         "# Query likelihood as an abstention signal (bench/ql_abstention.py)",
         "",
@@ -80,18 +73,8 @@ def main() -> None:
         "separate the two kinds of question less well than the sentence similarity does, and adding "
         "them to the model lowers both cross-validated rates.",
         "",
-        "| signal | ROC AUC, all questions | ROC AUC, those the names veto lets through |",
-        "|---|---:|---:|",
+        *signal_tables(rows, y, cv_groups(qs), NEW, compared, MODELS),
     ]
-    for name in ("sentence_cos_top3", "sentence_cos", "coverage", "ql", "pmi"):
-        v = x[:, list(abstain.SIGNALS).index(name)]
-        lines.append(f"| {name} | {auc(v, y):.3f} | {auc(v[kept], y[kept]):.3f} |")
-    lines += ["", "| model (names veto on, l2 = 1) | cv answer rate | cv abstention rate |"]
-    lines += ["|---|---:|---:|"]
-    groups = cv_groups(qs)
-    for name, features in MODELS.items():
-        cv = abstain.cross_validate(x, y, groups, features)
-        lines.append(f"| {name} | {cv['answer_rate']:.3f} | {cv['abstain_rate']:.3f} |")
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
