@@ -26,7 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import rag.answer as answer_module  # noqa: E402
-from rag.answer import Answerer, _answerable_sentence, _key, fits_kind, passage, question_kind  # noqa: E402
+from rag.answer import (  # noqa: E402
+    Answerer,
+    _answerable_sentence,
+    best_first_unique,
+    fits_kind,
+    passage,
+    question_kind,
+)
 from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
 from rag.evaluation.questions import asked_text, load_questions  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
@@ -76,17 +83,8 @@ def ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
 
 def fitted_ranking(w: np.ndarray, scale: float):  # noqa: ANN201 - replaces rag.answer._ranked_sentences
     def ranked(question: str, qvec: np.ndarray, sources: list) -> list[tuple[float, int, int]]:
-        by_n = {s.n: s for s in sources}
         scored = [(scale * float(w[:-1] @ x + w[-1]), n, i) for x, n, i in features(question, qvec, sources)]
-        scored.sort(key=lambda t: (-t[0], t[2] == 0))
-        seen: set[str] = set()
-        unique = []
-        for t in scored:
-            key = _key(by_n[t[1]].sentences[t[2]])
-            if key not in seen:
-                seen.add(key)
-                unique.append(t)
-        return unique
+        return best_first_unique(scored, sources)
 
     return ranked
 

@@ -643,8 +643,16 @@ def _ranked_sentences(
             overlap = len(qwords & content_words(sent)) / max(1, len(qwords))
             bonus = KIND_BONUS if kind and fits_kind(kind, sent, qwords) else 0.0
             scored.append((float(sims[i]) + 0.2 * overlap + bonus, s.n, i))
+    return best_first_unique(scored, sources)
+
+
+def best_first_unique(
+    scored: list[tuple[float, int, int]], sources: list[_Source]
+) -> list[tuple[float, int, int]]:
+    """(score, source number, sentence index) sorted best first, keeping the first copy of each
+    sentence (at equal scores, one that does not open its chunk, so it has its context)."""
     by_n = {s.n: s for s in sources}
-    scored.sort(key=lambda x: (-x[0], x[2] == 0))
+    scored = sorted(scored, key=lambda x: (-x[0], x[2] == 0))
     unique: list[tuple[float, int, int]] = []
     seen: set[str] = set()
     for x in scored:
