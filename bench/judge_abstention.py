@@ -35,6 +35,7 @@ from rag.answer import Answerer, load_llm, model_file  # noqa: E402
 from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
 from rag.evaluation.answers import cv_groups  # noqa: E402
 from rag.evaluation.questions import load_questions  # noqa: E402
+from rag.prompt_cache import chat_formatter  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
 from rag.stores import open_store  # noqa: E402
 
@@ -57,29 +58,13 @@ class Judge:
 
     def __init__(self, llm: Any) -> None:
         self.llm = llm
-        self.render = self._chat_renderer()
+        self.render = chat_formatter(llm)
         space = "" if self.render else " "  # a completion's answer follows "Answer:"
         self.yes = [self._token(space + w) for w in ("Yes", "yes")]
         self.no = [self._token(space + w) for w in ("No", "no")]
 
     def _token(self, word: str) -> int:
         return int(self.llm.tokenize(word.encode("utf-8"), add_bos=False)[0])
-
-    def _chat_renderer(self) -> Any:
-        template = self.llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            return None
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        def text(token: int) -> str:
-            return self.llm.detokenize([token], special=True).decode("utf-8", "replace") if token >= 0 else ""
-
-        return Jinja2ChatFormatter(
-            template=template,
-            eos_token=text(self.llm.token_eos()),
-            bos_token=text(self.llm.token_bos()),
-            add_generation_prompt=True,
-        )
 
     def __call__(self, passage: str, question: str) -> float:
         user = ASK.format(passage=passage, question=question)

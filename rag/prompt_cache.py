@@ -49,18 +49,27 @@ def start_from_prefix(llm: Any, model_path: Path, system_prompt: str) -> str:
     return "evaluated"
 
 
-def prefix_tokens(llm: Any, system_prompt: str) -> list[int]:
-    """The tokens every chat prompt with this system prompt starts with, tokenized as
-    llama-cpp-python's chat handler does: the common start of two prompts that differ only in
-    the user's text. Empty when the model carries no chat template."""
+def chat_formatter(llm: Any) -> Any:
+    """The model's chat template, rendered as llama-cpp-python's chat handler renders it; None
+    when the model carries no template. A template Jinja cannot parse raises."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     template = llm.metadata.get("tokenizer.chat_template")
     if not template:
-        return []
+        return None
 
     def text(token: int) -> str:  # a special token's spelling, as the chat handler reads it
         return llm.detokenize([token], special=True).decode("utf-8", "replace") if token >= 0 else ""
+
+    return Jinja2ChatFormatter(
+        template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
+    )
+
+
+def prefix_tokens(llm: Any, system_prompt: str) -> list[int]:
+    """The tokens every chat prompt with this system prompt starts with, tokenized as
+    llama-cpp-python's chat handler does: the common start of two prompts that differ only in
+    the user's text. Empty when the model carries no chat template."""
 
     def tokens(formatter: Any, user: str) -> list[int]:
         messages: list[Any] = [
@@ -71,9 +80,9 @@ def prefix_tokens(llm: Any, system_prompt: str) -> list[int]:
         return list(llm.tokenize(out.prompt.encode("utf-8"), add_bos=not out.added_special, special=True))
 
     try:
-        formatter = Jinja2ChatFormatter(
-            template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
-        )
+        formatter = chat_formatter(llm)
+        if formatter is None:
+            return []
         a = tokens(formatter, "Passages:\n[1] a\nQuestion: x")
         b = tokens(formatter, "Passages:\n[1] b\nQuestion: y")
     except Exception:  # a template we cannot render (any GGUF may be given): no cache, and the
