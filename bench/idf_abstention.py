@@ -25,19 +25,12 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from signal_study import signal_tables  # noqa: E402
+from signal_study import signal_tables, study_setup  # noqa: E402
 
-from rag.answer import Answerer  # noqa: E402
-from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
 from rag.evaluation.answers import cv_groups  # noqa: E402
-from rag.evaluation.questions import load_questions  # noqa: E402
-from rag.retrieve import Retriever  # noqa: E402
-from rag.stores import open_store  # noqa: E402
 from rag.text import content_words  # noqa: E402
 
 NEW = {
@@ -59,10 +52,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "IDF_ABSTENTION.md")
     args = ap.parse_args()
-    s = load_settings(environ={})
-    store = open_store(s.paths.index, settings=s.store)
-    answerer = Answerer(Retriever(store, s.retrieve), s.answer, s.llm, s.paths.abstention)
-    chunks = store.all_chunks()
+    s, answerer, qs, y = study_setup()
+    chunks = answerer.retriever.store.all_chunks()
     df: dict[str, int] = {}
     for c in chunks:
         for w in content_words(f"{c.title} {c.heading} {c.text}"):
@@ -72,7 +63,6 @@ def main() -> None:
     def idf(w: str) -> float:
         return math.log((len(chunks) + 1) / (df.get(w, 0) + 0.5)) / top
 
-    qs = [q for q in load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"]
     rows = []
     for q in qs:
         asked = q.question
@@ -90,7 +80,6 @@ def main() -> None:
                 "unseen_words": -sum(idf(w) for w in words if w not in df) / total,
             }
         )
-    y = np.array([1.0 if q.relevant else 0.0 for q in qs])
     lines = [
         "# Rare question words as an abstention signal (bench/idf_abstention.py)",
         "",

@@ -29,15 +29,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from signal_study import signal_tables  # noqa: E402
+from signal_study import signal_tables, study_setup  # noqa: E402
 
-from rag.answer import Answerer, load_llm, model_file  # noqa: E402
-from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
+from rag.answer import load_llm, model_file  # noqa: E402
 from rag.evaluation.answers import cv_groups  # noqa: E402
-from rag.evaluation.questions import load_questions  # noqa: E402
 from rag.prompt_cache import chat_formatter  # noqa: E402
-from rag.retrieve import Retriever  # noqa: E402
-from rag.stores import open_store  # noqa: E402
 
 SYSTEM = "You decide whether a passage contains the answer to a question."
 ASK = "Passage: {passage}\n\nQuestion: {question}\n\nDoes the passage answer the question? Answer yes or no."
@@ -96,16 +92,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, action="append", default=[], help="Another GGUF to judge with.")
     ap.add_argument("--every", type=int, default=1, help="Use every n-th development question.")
     args = ap.parse_args()
-    s = load_settings(environ={})
-    answerer = Answerer(
-        Retriever(open_store(s.paths.index, settings=s.store), s.retrieve),
-        s.answer,
-        s.llm,
-        s.paths.abstention,
-    )
-    qs = [q for q in load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"]
-    qs = qs[:: args.every]
-    y = np.array([1.0 if q.relevant else 0.0 for q in qs])
+    s, answerer, qs, y = study_setup()
+    qs, y = qs[:: args.every], y[:: args.every]
     evidence = []
     for q in qs:
         sig, _ = answerer.question_signals(q.question)

@@ -19,19 +19,13 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from signal_study import signal_tables  # noqa: E402
+from signal_study import signal_tables, study_setup  # noqa: E402
 
-from rag.answer import Answerer, load_llm, model_file, question_likelihood  # noqa: E402
-from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
+from rag.answer import load_llm, model_file, question_likelihood  # noqa: E402
 from rag.evaluation.answers import cv_groups  # noqa: E402
-from rag.evaluation.questions import load_questions  # noqa: E402
-from rag.retrieve import Retriever  # noqa: E402
-from rag.stores import open_store  # noqa: E402
 
 NEW = {
     "ql": "mean log-probability of the question given the best of the top three chunks",
@@ -49,11 +43,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "QL_ABSTENTION.md")
     args = ap.parse_args()
-    s = load_settings(environ={})
-    retriever = Retriever(open_store(s.paths.index, settings=s.store), s.retrieve)
-    answerer = Answerer(retriever, s.answer, s.llm, s.paths.abstention)
+    s, answerer, qs, y = study_setup()
     llm = load_llm(model_file(s.llm), s.llm, logits_all=True, n_ctx=1024)
-    qs = [q for q in load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"]
     rows, t0 = [], time.perf_counter()
     for q in qs:
         sig, _ = answerer.question_signals(q.question)
@@ -62,7 +53,6 @@ def main() -> None:
         null = question_likelihood(llm, "", q.question)
         rows.append({**sig, "ql": best, "pmi": best - null})
     seconds = (time.perf_counter() - t0) / len(qs)
-    y = np.array([1.0 if q.relevant else 0.0 for q in qs])
     compared = ["sentence_cos_top3", "sentence_cos", "coverage", "ql", "pmi"]
     lines = [
         "# Query likelihood as an abstention signal (bench/ql_abstention.py)",

@@ -1,6 +1,7 @@
-"""What the abstention-signal studies (ql_abstention.py, idf_abstention.py) share: each new
-signal's ROC AUC beside the shipped ones, and the cross-validated rates of models that add it,
-as markdown tables, with the same cross-validation as `rag eval --answers`' abstention study."""
+"""What the abstention-signal studies (ql_abstention.py, idf_abstention.py, judge_abstention.py)
+share: the shipped index's answerer and the questions the abstention study fits on, then each
+new signal's ROC AUC beside the shipped ones and the cross-validated rates of models that add
+it, as markdown tables, with the same cross-validation as `rag eval --answers`' abstention study."""
 
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag import abstain  # noqa: E402
+from rag.answer import Answerer  # noqa: E402
+from rag.config import PROJECT_ROOT, Settings, load_settings  # noqa: E402
+from rag.evaluation.questions import Question, load_questions  # noqa: E402
+from rag.retrieve import Retriever  # noqa: E402
+from rag.stores import open_store  # noqa: E402
+
+
+def study_setup() -> tuple[Settings, Answerer, list[Question], np.ndarray]:
+    """The default settings, an answerer over the shipped index, the development questions the
+    abstention study fits on (follow-ups left out, as `rag eval --answers` leaves them out), and
+    their labels (1 answerable, 0 not)."""
+    s = load_settings(environ={})
+    retriever = Retriever(open_store(s.paths.index, settings=s.store), s.retrieve)
+    answerer = Answerer(retriever, s.answer, s.llm, s.paths.abstention)
+    qs = [q for q in load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"]
+    y = np.array([1.0 if q.relevant else 0.0 for q in qs])
+    return s, answerer, qs, y
 
 
 def auc(v: np.ndarray, y: np.ndarray) -> float:
