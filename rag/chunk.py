@@ -15,37 +15,13 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from rag.ingest import Article
+from rag.records import Article, Chunk, prefix
 from rag.text import SENTENCE_END_RE, byline
 
 CHUNKER_VERSION = "1"
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] take two places in the window
 
 TokenCounter = Callable[[str], int]
-
-
-@dataclass(frozen=True)
-class Chunk:
-    id: str
-    article_id: str
-    url: str
-    title: str
-    heading: str  # heading path, " > " separated; "" before the first heading
-    start: int  # character offsets of the body in the article's clean text
-    end: int
-    text: str  # the body: article.text[start:end]
-    ord: int  # position within the article
-    author: str | None = None
-
-    @property
-    def embed_text(self) -> str:
-        """What the embedder reads: the title, author and heading path, then the body."""
-        return f"{prefix(self.title, self.heading, self.author)}\n{self.text}"
-
-
-def prefix(title: str, heading: str, author: str | None = None) -> str:
-    head = byline(title, author)
-    return f"{head} > {heading}" if heading else head
 
 
 def chunk_id(url: str, embed_text: str) -> str:

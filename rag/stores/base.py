@@ -1,5 +1,5 @@
-"""What every store is: the records that cross the store boundary, the Store protocol, the
-manifest, and the commit sequence both backends share.
+"""What every store is: the Store protocol, the manifest, the commit sequence both backends
+share, and how stored rows become the records of `rag.records`.
 
 An index is a sequence of generations. Each `rag index` run writes one new generation and makes
 it visible in a single atomic step (the manifest switch); readers always see one complete
@@ -17,92 +17,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, cast
+from typing import Any, Protocol, TypedDict, TypeVar, cast
 
 import numpy as np
 
 from rag.errors import IndexCorrupt, RagError
 
-if TYPE_CHECKING:  # types only: the query path must not load the cleaner or the chunker
-    from rag.chunk import Chunk
-    from rag.ingest import Article
+# The records live in rag.records, which every layer may import; they stay importable from here
+# and from rag.stores, where retrieval, answers and evaluation find them.
+from rag.records import Article, ArticleInfo, Chunk, FileRecord, Filters, StoredChunk
 
 SCHEMA_VERSION = 2  # 2: vectors in segments (manifest "segments"); 1 (one "faiss_file") is still read
 BATCH = 500  # ids per `IN (...)` list or insert; SQLite allows 999 bound values, Milvus lists stay small
 
-# ------------------------------------------------------------------------------------ records
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Restrict search to some articles; every field is optional and they combine with AND."""
-
-    url: str | None = None  # substring of the article URL (case-insensitive)
-    publication: str | None = None  # substring of the publication name (case-insensitive)
-    author: str | None = None  # substring of the author's name (case-insensitive)
-    since: str | None = None  # ISO date; articles published on or after it
-    until: str | None = None  # ISO date; articles published on or before it (whole day)
-
-    def __bool__(self) -> bool:
-        return any((self.url, self.publication, self.author, self.since, self.until))
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    """A chunk as the store returns it, with the provenance a citation needs."""
-
-    chunk_id: str
-    article_id: str
-    url: str
-    title: str
-    publication: str
-    published: str | None
-    heading: str
-    text: str
-    start: int
-    end: int
-    ord: int
-    member_only: bool
-    author: str | None = None
-
-
-@dataclass(frozen=True)
-class ArticleInfo:
-    """An indexed article without its text (`Store.article_text` has that)."""
-
-    article_id: str
-    url: str
-    title: str
-    publication: str
-    published: str | None
-    fetched: str | None
-    member_only: bool
-    chunks: int
-    content_hash: str
-    aliases: tuple[str, ...] = ()
-    author: str | None = None
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """A scrape bundle file as the last build read it: a file whose size and modification time
-    are unchanged is not read again; one whose content hash is unchanged is not parsed again."""
-
-    path: str  # absolute
-    size: int
-    mtime_ns: int
-    sha256: str
-    # (article id, content hash, text hash) of every article parsed from the file, duplicates
-    # included: enough to tell whether a new file can be added without re-reading the others.
-    articles: tuple[tuple[str, str, str], ...] = ()
-
-    def to_json(self) -> list[Any]:
-        """The record as the stores keep it: a JSON list."""
-        return [self.path, self.size, self.mtime_ns, self.sha256, [list(a) for a in self.articles]]
-
-    @staticmethod
-    def from_json(v: Sequence[Any]) -> FileRecord:
-        return FileRecord(str(v[0]), int(v[1]), int(v[2]), str(v[3]), tuple(tuple(a) for a in v[4]))
+# ------------------------------------------------------------------------------ writes, rows
 
 
 @dataclass

@@ -10,17 +10,13 @@ Three collections share a name prefix (`rag` by default):
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from rag.stores.base import FileRecord
+from rag.records import Article, Chunk, FileRecord
 from rag.stores.milvus.expr import day_number
 from rag.text import analyzed, byline
-
-if TYPE_CHECKING:
-    from rag.chunk import Chunk
-    from rag.ingest import Article
 
 TEXT_MAX = 65535  # bytes in a Milvus VARCHAR
 PART_CHARS = 16000  # article text per row: at most 4 bytes a character in UTF-8
