@@ -12,6 +12,7 @@ tombstones) as they grow, see `merge_from`; only the first segment has the confi
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,24 @@ def write(index: Any, folder: Path, name: str) -> None:
     crash_point("faiss-written")
 
 
+def drop_above(folder: Path, gen: int) -> None:
+    """Delete segment files of generations above `gen` (a killed build's), and temporary files."""
+    for f in folder.glob("vectors-*.faiss"):
+        n = re.match(r"vectors-(\d+)\.faiss$", f.name)
+        if n and int(n.group(1)) > gen:
+            f.unlink(missing_ok=True)
+    for f in folder.glob(".*.tmp"):
+        f.unlink(missing_ok=True)
+
+
+def drop_unlisted(folder: Path, m: Manifest) -> None:
+    """Delete the segment files manifest `m` does not list."""
+    keep = {seg["file"] for seg in segments(m)}
+    for f in folder.glob("vectors-*.faiss"):
+        if f.name not in keep:
+            f.unlink(missing_ok=True)
+
+
 def load(folder: Path, segs: list[Segment], cached: dict[str, Any]) -> dict[str, Any]:
     """The FAISS index of every segment, read unless `cached` has it; counts are checked."""
     import faiss
@@ -220,6 +239,15 @@ def load(folder: Path, segs: list[Segment], cached: dict[str, Any]) -> dict[str,
             )
         loaded[seg["file"]] = index
     return loaded
+
+
+def exact(rows_vecs: list[tuple[int, bytes]], q: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The best k of `rows_vecs` (row id, float32 bytes) by inner product with `q`, computed
+    exactly: (row id, score), best first."""
+    mat = np.frombuffer(b"".join(r[1] for r in rows_vecs), dtype=np.float32).reshape(len(rows_vecs), -1)
+    scores = mat @ q[0]
+    top = np.argsort(-scores, kind="stable")[:k]
+    return [(rows_vecs[i][0], float(scores[i])) for i in top]
 
 
 def search(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,18 +29,8 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexCorrupt, IndexMissing, RagError
-from rag.stores.base import (
-    ArticleInfo,
-    Changes,
-    FileRecord,
-    Filters,
-    GenerationalStore,
-    Manifest,
-    StoredChunk,
-    crash_point,
-    generation,
-    parse_manifest,
-)
+from rag.records import ArticleInfo, FileRecord, Filters, StoredChunk
+from rag.stores.base import Changes, GenerationalStore, Manifest, crash_point, generation, parse_manifest
 from rag.stores.faiss import segments as sg
 from rag.stores.faiss import sql
 from rag.stores.faiss.files import EXCLUSIVE, SHARED, flock, write_atomic
@@ -200,11 +189,9 @@ class FaissStore(GenerationalStore):
         rows = sql.row_vectors(self._db, gen, cond, params)
         if not rows:
             return []
-        mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-        scores = mat @ q[0]
-        top = np.argsort(-scores, kind="stable")[:k]
-        found = sql.chunks_by_row(self._db, [rows[i][0] for i in top], gen)
-        return [(found[rows[i][0]][0], float(scores[i])) for i in top if rows[i][0] in found]
+        best = sg.exact(rows, q, k)
+        found = sql.chunks_by_row(self._db, [row for row, _ in best], gen)
+        return [(found[row][0], score) for row, score in best if row in found]
 
     def search_lexical(
         self, query: str, k: int, filters: Filters | None = None
@@ -237,12 +224,7 @@ class FaissStore(GenerationalStore):
 
     def _drop_uncommitted(self, gen: int) -> None:
         sql.drop_above(self._db, gen)
-        for f in self.path.glob("vectors-*.faiss"):
-            n = re.match(r"vectors-(\d+)\.faiss$", f.name)
-            if n and int(n.group(1)) > gen:
-                f.unlink(missing_ok=True)
-        for f in self.path.glob(".*.tmp"):
-            f.unlink(missing_ok=True)
+        sg.drop_above(self.path, gen)
 
     def _write_generation(
         self, changes: Changes, gen: int, old: Manifest | None, manifest: Manifest
@@ -299,10 +281,7 @@ class FaissStore(GenerationalStore):
             if not got:
                 return  # a reader is slow; the next build cleans up
             sql.delete_removed(self._db, generation(manifest))
-            keep = {seg["file"] for seg in sg.segments(manifest)}
-            for f in self.path.glob("vectors-*.faiss"):
-                if f.name not in keep:
-                    f.unlink(missing_ok=True)
+            sg.drop_unlisted(self.path, manifest)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
