@@ -1,4 +1,5 @@
-"""Rank chunks for a query: dense (FAISS), lexical (BM25) or both fused by reciprocal rank.
+"""Rank chunks for a query: dense (the store's nearest-vector search, whatever the backend),
+lexical (BM25) or both fused by reciprocal rank.
 
 Only the store interface is used here, so the same retrieval runs on any backend. The query
 embedder is the ONNX graph from the shared model cache: no torch on the query path.

@@ -1,11 +1,14 @@
-"""Where an index lives: a backend name -> store class registry behind one `open_store`.
+"""Where an index lives: `open_store` opens the backend the store settings name (FAISS + SQLite
+by default, or Milvus; an if per name in `BACKENDS`, not a registry), and `describe` says where
+that index is, as messages show it.
 
-    base.py     records, the Store protocol, the manifest, the shared commit sequence
+    base.py     the Store protocol, the manifest, the shared commit sequence, rows -> records
     faiss/      FAISS files + SQLite (FTS5): the default, one folder on one machine
     milvus/     Milvus server or cluster, or Milvus Lite: scale-out
 
-Nothing above this package knows which backend is in use; backends are imported only when
-opened, so the query path of one never loads the other's client.
+The records a store returns are defined in `rag.records` and importable from here. Nothing above
+this package knows which backend is in use; a backend is imported only when opened, so the query
+path of one never loads the other's client.
 """
 
 from __future__ import annotations
