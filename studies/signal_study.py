@@ -1,25 +1,22 @@
-"""What the abstention-signal studies (ql_abstention.py, idf_abstention.py, judge_abstention.py)
+"""What the abstention-signal studies (ql_abstention, idf_abstention, judge_abstention)
 share: the shipped index's answerer and the questions the abstention study fits on, then each
 new signal's ROC AUC beside the shipped ones and the cross-validated rates of models that add
 it, as markdown tables, with the same cross-validation as `rag eval --answers`' abstention study."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from rag import abstain
+from rag.assembly import open_answerer
+from rag.config import PROJECT_ROOT, Settings, load_settings
+from rag.evaluation.questions import Question, load_questions
 
-from rag import abstain  # noqa: E402
-from rag.answer import Answerer  # noqa: E402
-from rag.config import PROJECT_ROOT, Settings, load_settings  # noqa: E402
-from rag.evaluation.questions import Question, load_questions  # noqa: E402
-from rag.retrieve import Retriever  # noqa: E402
-from rag.stores import open_store  # noqa: E402
+if TYPE_CHECKING:
+    from rag.answer import Answerer
 
 
 def study_setup() -> tuple[Settings, Answerer, list[Question], np.ndarray]:
@@ -27,8 +24,7 @@ def study_setup() -> tuple[Settings, Answerer, list[Question], np.ndarray]:
     abstention study fits on (follow-ups left out, as `rag eval --answers` leaves them out), and
     their labels (1 answerable, 0 not)."""
     s = load_settings(environ={})
-    retriever = Retriever(open_store(s.paths.index, settings=s.store), s.retrieve)
-    answerer = Answerer(retriever, s.answer, s.llm, s.paths.abstention)
+    answerer = open_answerer(s)
     qs = [q for q in load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"]
     y = np.array([1.0 if q.relevant else 0.0 for q in qs])
     return s, answerer, qs, y

@@ -2,30 +2,27 @@
 
 For every development question (follow-ups left out, as the abstention study does) the top three
 hybrid chunks are scored by the mean log-probability of the question given the chunk
-(rag.answer.question_likelihood), and once with an empty passage. Two signals come from that:
+(studies.ql.question_likelihood), and once with an empty passage. Two signals come from that:
 the best chunk's likelihood ("ql") and how much the passage raises it over no passage ("pmi",
 pointwise mutual information between passage and question). Each is compared with the default
 signal (the mean similarity of the three best sentences) by its ROC AUC for answerable against
 unanswerable, and added to the default model in the same cross-validation as `rag eval --answers`.
 
-Run: PYTHONPATH=. python bench/ql_abstention.py [--out bench/QL_ABSTENTION.md]   (about 15 minutes)
+Run: python -m studies.ql_abstention [--out studies/QL_ABSTENTION.md]   (about 15 minutes)
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from signal_study import signal_tables, study_setup  # noqa: E402
-
-from rag.answer import load_llm, model_file, question_likelihood  # noqa: E402
-from rag.evaluation.answers import cv_groups  # noqa: E402
+from rag.answer import load_llm, model_file
+from rag.config import PROJECT_ROOT
+from rag.evaluation.answers import cv_groups
+from studies.ql import question_likelihood
+from studies.signal_study import signal_tables, study_setup
 
 NEW = {
     "ql": "mean log-probability of the question given the best of the top three chunks",
@@ -41,7 +38,7 @@ MODELS = {
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "QL_ABSTENTION.md")
+    ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "studies" / "QL_ABSTENTION.md")
     args = ap.parse_args()
     s, answerer, qs, y = study_setup()
     llm = load_llm(model_file(s.llm), s.llm, logits_all=True, n_ctx=1024)
@@ -55,7 +52,7 @@ def main() -> None:
     seconds = (time.perf_counter() - t0) / len(qs)
     compared = ["sentence_cos_top3", "sentence_cos", "coverage", "ql", "pmi"]
     lines = [
-        "# Query likelihood as an abstention signal (bench/ql_abstention.py)",
+        "# Query likelihood as an abstention signal (studies/ql_abstention.py)",
         "",
         f"Run on {date.today()} on this machine (2 cores, no GPU): {len(qs)} development questions "
         f"({int(y.sum())} answerable, {int(len(y) - y.sum())} unanswerable), SmolLM2-135M Q4_1, "

@@ -14,24 +14,20 @@ Each is compared with the default signal by ROC AUC and added to the default mod
 same cross-validation as `rag eval --answers`'s abstention study (the names veto on, follow-ups
 left out as that study leaves them out).
 
-Run: PYTHONPATH=. python bench/idf_abstention.py [--out bench/IDF_ABSTENTION.md]   (about 1 minute)
+Run: python -m studies.idf_abstention [--out studies/IDF_ABSTENTION.md]   (about 1 minute)
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from signal_study import signal_tables, study_setup  # noqa: E402
-
-from rag.evaluation.answers import cv_groups  # noqa: E402
-from rag.text import content_words  # noqa: E402
+from rag.config import PROJECT_ROOT
+from rag.evaluation.answers import cv_groups
+from rag.text import content_words
+from studies.signal_study import signal_tables, study_setup
 
 NEW = {
     "idf_coverage": "idf-weighted share of the question's words found in the retrieved sources",
@@ -61,7 +57,7 @@ far below the targets (0.92 and 0.90) either way."""
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "IDF_ABSTENTION.md")
+    ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "studies" / "IDF_ABSTENTION.md")
     args = ap.parse_args()
     s, answerer, qs, y = study_setup()
     chunks = answerer.retriever.store.all_chunks()
@@ -92,7 +88,7 @@ def main() -> None:
             }
         )
     lines = [
-        "# Rare question words as an abstention signal (bench/idf_abstention.py)",
+        "# Rare question words as an abstention signal (studies/idf_abstention.py)",
         "",
         f"Run on {date.today()}: {len(qs)} development questions ({int(y.sum())} answerable, "
         f"{int(len(y) - y.sum())} unanswerable), idf over the shipped index's {len(chunks)} chunks.",

@@ -1,10 +1,10 @@
 """Adding one article with the real embedder to indexes of 1,000 and 10,000 synthetic articles.
 
-`bench/scale.py` part 2 times `index_articles` with a fake embedder, which isolates what grows
+`bench.scale` part 2 times `index_articles` with a fake embedder, which isolates what grows
 with the index. This measures what a user waits for: the same update with all-MiniLM-L6-v2
 embedding the new article (model loaded once, before timing). Prints a markdown table.
 
-    .venv/bin/python bench/incremental_real.py
+    .venv/bin/python -m studies.incremental_real
 """
 
 from __future__ import annotations
@@ -17,14 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-
-from scale import CHUNKS_PER_ARTICLE, FakeDocEmbedder, Synth  # noqa: E402
-
-from rag.config import load_settings  # noqa: E402
-from rag.embed import onnx_embedder  # noqa: E402
-from rag.index import index_articles  # noqa: E402
+from bench.scale import CHUNKS_PER_ARTICLE, FakeDocEmbedder, Synth
+from rag.config import load_settings
+from rag.embed import onnx_embedder
+from rag.index import index_articles
 
 
 def main(sizes: tuple[int, ...] = (1_000, 10_000), repeats: int = 5) -> None:

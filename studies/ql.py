@@ -1,7 +1,7 @@
 """Query likelihood with the shipped LLM (SmolLM2-135M) as a reranker: measured, not assumed.
 
 A passage is scored by the mean log-probability of the question's tokens given the passage
-(rag.answer.question_likelihood; Sachan et al., 2022). Three uses are measured:
+(question_likelihood below; Sachan et al., 2022). Three uses are measured:
 
 1. reranking the top 20 hybrid chunks on the development set (evidence nDCG@10), alone and
    fused with the hybrid ranking by reciprocal rank;
@@ -9,7 +9,7 @@ A passage is scored by the mean log-probability of the question's tokens given t
 3. choosing the answer sentence: gold-answer word recall of the single best sentence among the
    retrieved sources' sentences, by the extractive score vs by query likelihood.
 
-Run: PYTHONPATH=. python bench/ql.py [--every 1] [--scifact-queries 100] [--skip-scifact] [--out bench/QL.md]
+Run: python -m studies.ql [--every 1] [--scifact-queries 100] [--skip-scifact] [--out studies/QL.md]
 Seconds are wall time on whatever else the machine is doing; re-run on a quiet machine.
 """
 
@@ -19,20 +19,39 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from rag.answer import load_llm, model_file
+from rag.assembly import open_answerer, open_retriever
+from rag.config import PROJECT_ROOT, load_settings
+from rag.evaluation import beir
+from rag.evaluation.dev import run_dev_suite
+from rag.evaluation.questions import load_questions
+from rag.retrieve import Hit, Retriever, rrf_fuse
+from rag.text import content_words
 
-from rag.answer import Answerer, load_llm, question_likelihood  # noqa: E402
-from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
-from rag.evaluation import beir  # noqa: E402
-from rag.evaluation.dev import run_dev_suite  # noqa: E402
-from rag.evaluation.questions import load_questions  # noqa: E402
-from rag.retrieve import Hit, Retriever, rrf_fuse  # noqa: E402
-from rag.stores import open_store  # noqa: E402
-from rag.text import content_words  # noqa: E402
+QL_TEMPLATE = "Passage: {passage}\nPlease write a question based on this passage.\nQuestion:"
+
+
+def question_likelihood(llm: Any, passage: str, question: str) -> float:
+    """How likely the model finds the question after the passage: the mean log-probability of
+    the question's tokens given QL_TEMPLATE (zero-shot question generation as a relevance score,
+    Sachan et al., 2022). `llm` must be loaded with logits_all=True; a long passage is cut so
+    that the question fits the context window."""
+    q = llm.tokenize((" " + question).encode("utf-8"), add_bos=False)
+    prefix = llm.tokenize(QL_TEMPLATE.format(passage=passage).encode("utf-8"), add_bos=True)
+    room = llm.n_ctx() - len(q) - 1
+    if len(prefix) > room:  # keep the template's tail, cut the passage's
+        tail = llm.tokenize(QL_TEMPLATE.split("{passage}")[1].encode("utf-8"), add_bos=False)
+        prefix = prefix[: room - len(tail)] + tail
+    llm.reset()
+    llm.eval(prefix + q)
+    logits = np.asarray(llm.scores[len(prefix) - 1 : len(prefix) + len(q) - 1], dtype=np.float64)
+    top = logits.max(axis=1)
+    logz = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+    return float(np.mean(logits[np.arange(len(q)), q] - logz))
 
 
 class QLRetriever:
@@ -73,20 +92,20 @@ class QLRetriever:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scifact-queries", type=int, default=100)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "QL.md")
+    ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "studies" / "QL.md")
     ap.add_argument("--skip-scifact", action="store_true")
     ap.add_argument("--every", type=int, default=1, help="Use every n-th development question.")
     ap.add_argument("--depth", type=int, default=20, help="Hybrid hits reranked per question.")
     args = ap.parse_args()
     s = load_settings()
-    base = Retriever(open_store(s.paths.index), s.retrieve)
-    a = Answerer(base, s.answer, s.llm)
-    llm = load_llm(a.model_path(), s.llm, logits_all=True, n_ctx=512)
+    base = open_retriever(s)
+    a = open_answerer(s, retriever=base, fitted=False)
+    llm = load_llm(model_file(s.llm), s.llm, logits_all=True, n_ctx=512)
     qs = [q for q in load_questions(PROJECT_ROOT / "eval" / "questions.jsonl") if q.type != "followup"][
         :: args.every
     ]
     names = ["hybrid", "hybrid+ql", "hybrid+ql-rrf"]
-    lines = ["# Query-likelihood reranking with SmolLM2-135M (bench/ql.py)", ""]
+    lines = ["# Query-likelihood reranking with SmolLM2-135M (studies/ql.py)", ""]
 
     r = QLRetriever(base, llm, args.depth)
     dev = run_dev_suite(r, qs, names)
@@ -150,11 +169,7 @@ def main() -> None:
             data.fingerprint,
         )
         path = beir.beir_index(data, s, PROJECT_ROOT / "eval" / "cache")
-        rb = QLRetriever(
-            Retriever(open_store(path), s.retrieve.model_copy(update={"max_per_article": 0})),
-            llm,
-            args.depth,
-        )
+        rb = QLRetriever(open_retriever(s, path, uncapped=True), llm, args.depth)
         res = beir.run_beir_suite(rb, sub, names)
         part = [
             f"## SciFact, first {len(keep)} test queries (sorted ids), documents by best chunk",

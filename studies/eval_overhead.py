@@ -3,7 +3,7 @@ the significance table) against the same command at an older commit, alternating
 processes on the same index; prints median (min-max) wall seconds. The new
 command leaves its timestamped runs in eval/runs/ (git-ignored).
 
-    python bench/eval_overhead.py --old fd60719 --index indexes/default --repeat 3
+    python -m studies.eval_overhead --old fd60719 --index indexes/default --repeat 3
 
 Not a test: the machine is shared, so numbers are noisy; run it on a quiet machine to trust them.
 """

