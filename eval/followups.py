@@ -1,6 +1,6 @@
 """Measure follow-up questions: each asked alone, and with the earlier question's topic.
 
-    .venv/bin/python eval/followups.py QUESTIONS.jsonl [--index indexes/default]
+    .venv/bin/python -m eval.followups QUESTIONS.jsonl [--index indexes/default]
 
 A follow-up record has "type": "followup" and "previous": the exact text of the earlier question
 (in the same file). For each one this prints whether `rag.followup.is_followup` recognises it and,
@@ -14,19 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from rag.answer import Answerer  # noqa: E402
-from rag.config import load_settings  # noqa: E402
-from rag.evaluation import metrics  # noqa: E402
-from rag.evaluation import questions as ev  # noqa: E402
-from rag.followup import is_followup, resolve  # noqa: E402
-from rag.retrieve import Retriever  # noqa: E402
-from rag.stores import open_store  # noqa: E402
+from rag.assembly import open_answerer
+from rag.config import load_settings
+from rag.evaluation import metrics
+from rag.evaluation import questions as ev
+from rag.followup import is_followup, resolve
 
 
 def main() -> None:
@@ -36,9 +30,9 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="Write per-question results here.")
     args = p.parse_args()
     settings = load_settings(environ={})
-    store = open_store(args.index or settings.paths.index)
-    retriever = Retriever(store, settings.retrieve)
-    answerer = Answerer(retriever, settings.answer, settings.llm)
+    answerer = open_answerer(settings, args.index, fitted=False)
+    retriever = answerer.retriever
+    store = retriever.store
     records = [
         json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines() if line.strip()
     ]

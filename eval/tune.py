@@ -1,7 +1,7 @@
 """Sweep chunking and fusion settings on the development set (and optionally a BEIR set).
 
-    .venv/bin/python eval/tune.py            # chunk sizes x fusion weights on eval/questions.jsonl
-    .venv/bin/python eval/tune.py --beir ../shared/benchmarks/scifact   # fusion on SciFact
+    .venv/bin/python -m eval.tune            # chunk sizes x fusion weights on eval/questions.jsonl
+    .venv/bin/python -m eval.tune --beir ../shared/benchmarks/scifact   # fusion on SciFact
 
 Prints one line per setting: evidence and article nDCG@10 (trec_eval). The defaults in
 config/default.toml are the best line of this sweep; eval/README.md records the numbers.
@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from rag.assembly import open_index, open_retriever
+from rag.config import PROJECT_ROOT, Settings, load_settings
+from rag.embed import onnx_embedder
+from rag.evaluation.beir import beir_index, load_beir, run_beir_suite
+from rag.evaluation.dev import run_dev_suite
+from rag.evaluation.questions import load_questions
+from rag.index import build_index
 
-from rag.config import load_settings  # noqa: E402
-from rag.embed import onnx_embedder  # noqa: E402
-from rag.evaluation.beir import beir_index, load_beir, run_beir_suite  # noqa: E402
-from rag.evaluation.dev import run_dev_suite  # noqa: E402
-from rag.evaluation.questions import load_questions  # noqa: E402
-from rag.index import build_index  # noqa: E402
-from rag.retrieve import Retriever  # noqa: E402
-from rag.stores import open_store  # noqa: E402
+
+def retrieving(s: Settings, **retrieve: Any) -> Settings:
+    """`s` with the retrieve settings `retrieve` names changed."""
+    return s.model_copy(update={"retrieve": s.retrieve.model_copy(update=retrieve)})
 
 
 def fusion_grid():
@@ -36,7 +37,7 @@ def fusion_grid():
 def dev(args: argparse.Namespace) -> None:
     base = load_settings(environ={})
     emb = onnx_embedder()
-    qs = load_questions(ROOT / "eval" / "questions.jsonl")
+    qs = load_questions(PROJECT_ROOT / "eval" / "questions.jsonl")
     sizes = [tuple(int(x) for x in s.split("/")) for s in args.chunks.split(",")]
     for target, overlap in sizes:
         s = base.model_copy(
@@ -46,9 +47,9 @@ def dev(args: argparse.Namespace) -> None:
         )
         with tempfile.TemporaryDirectory() as d:
             build_index(s, base.paths.scrapes, Path(d), embedder=emb, export_query_model=False)
-            store = open_store(Path(d))
+            store = open_index(s, Path(d))
             for name in ("dense", "bm25"):
-                r = Retriever(store, s.retrieve, embedder=emb)
+                r = open_retriever(s, store=store, embedder=emb)
                 rep = run_dev_suite(r, qs, [name])
                 m = rep["retrievers"][name]
                 print(
@@ -58,8 +59,8 @@ def dev(args: argparse.Namespace) -> None:
                 )
             for fusion in fusion_grid():
                 for cap in (0, 3):
-                    rs = s.retrieve.model_copy(update={**fusion, "max_per_article": cap})
-                    r = Retriever(store, rs, embedder=emb)
+                    tuned = retrieving(s, **fusion, max_per_article=cap)
+                    r = open_retriever(tuned, store=store, embedder=emb)
                     rep = run_dev_suite(r, qs, ["hybrid"])
                     m = rep["retrievers"]["hybrid"]
                     print(
@@ -72,15 +73,15 @@ def dev(args: argparse.Namespace) -> None:
 def beir(args: argparse.Namespace) -> None:
     s = load_settings(environ={})
     data = load_beir(Path(args.beir))
-    path = beir_index(data, s, ROOT / "eval" / "cache")
-    store = open_store(path)
-    emb = Retriever(store, s.retrieve).embedder
+    path = beir_index(data, s, PROJECT_ROOT / "eval" / "cache")
+    store = open_index(s, path)
+    emb = open_retriever(s, store=store).embedder
     for name in ("dense", "bm25"):
-        rep = run_beir_suite(Retriever(store, s.retrieve, embedder=emb), data, [name])
+        rep = run_beir_suite(open_retriever(s, store=store, embedder=emb), data, [name])
         print(f"{name:6s} ndcg@10 {rep['retrievers'][name]['document']['ndcg@10']:.3f}", flush=True)
     for fusion in fusion_grid():
-        rs = s.retrieve.model_copy(update={**fusion, "max_per_article": 0})
-        rep = run_beir_suite(Retriever(store, rs, embedder=emb), data, ["hybrid"])
+        r = open_retriever(retrieving(s, **fusion), store=store, uncapped=True, embedder=emb)
+        rep = run_beir_suite(r, data, ["hybrid"])
         print(f"hybrid {fusion} ndcg@10 {rep['retrievers']['hybrid']['document']['ndcg@10']:.3f}", flush=True)
 
 
