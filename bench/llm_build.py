@@ -3,10 +3,10 @@
 Builds a native wheel of the same llama-cpp-python version into a throwaway venv (pip's cache off,
 so it can never leak into a setup), then times both builds on the same model and the same prompt,
 each in its own process: prompt evaluation (a ~330-token prompt, batched) and generation (64
-tokens, one at a time), 2 threads, median of 5. Writes bench/LLM_BUILD.md, which `bench/run.py`
+tokens, one at a time), 2 threads, median of 5. Writes bench/LLM_BUILD.md, which `bench.run`
 includes in bench/RESULTS.md.
 
-    python bench/llm_build.py [--native-venv DIR]     (the native build takes 5-10 minutes)
+    python -m bench.llm_build [--native-venv DIR]     (the native build takes 5-10 minutes)
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.common import ROOT
+
 VERSION = "0.3.36"
 
 MEASURE = r"""
@@ -106,7 +106,7 @@ def main() -> None:
             f"- date: {date.today()}; CPU: {cpu}; model SmolLM2-135M-Instruct Q4_1; 2 threads; "
             f"prompt {portable['n_prompt']} tokens evaluated as one batch, "
             "then 64 tokens generated one at a time; "
-            f"median (min–max) of {args.repeats}; `python bench/llm_build.py` regenerates this section",
+            f"median (min–max) of {args.repeats}; `python -m bench.llm_build` regenerates this section",
             "",
             "| build | prompt eval tok/s | generation tok/s |",
             "|---|---:|---:|",

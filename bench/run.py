@@ -1,4 +1,4 @@
-"""Benchmarks (not tests): run with `make bench`; writes bench/RESULTS.md.
+"""Benchmarks (not tests): run with `make bench` (`python -m bench.run`); writes bench/RESULTS.md.
 
 Every figure is the median (min-max) of repeated runs. Whole-process figures run the real `rag`
 command in a fresh process and read its peak RSS from the kernel (ru_maxrss of the child).
@@ -18,56 +18,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-RAG = [sys.executable, "-m", "rag"]
+from bench.common import QUERIES, RAG, ROOT, SCRAPES, fmt, home, timed
+
 PAUSE_S = 2.0  # between timed embedding runs of different libraries (see bench_embed)
-SCRAPES = ROOT / "data" / "scrapes"
-QUERIES = [
-    "what is p-hacking",
-    "how does self-attention work",
-    "python libraries that are overrated",
-    "what does a data scientist do",
-    "knowledge graph nodes and edges",
-]
-
-
-def fmt(values: list[float], unit: str = "", digits: int = 2) -> str:
-    med = statistics.median(values)
-    return f"{med:.{digits}f}{unit} ({min(values):.{digits}f}–{max(values):.{digits}f})"
-
-
-def _home(env: dict[str, str] | None) -> Path:
-    """Where to run a child: `python -m rag` imports rag from the working folder before
-    PYTHONPATH, so code named by PYTHONPATH runs from its own folder."""
-    return Path(env["PYTHONPATH"]) if env and "PYTHONPATH" in env else ROOT
-
-
-def timed(
-    args: list[str], stdin: str | None = None, env: dict[str, str] | None = None
-) -> tuple[float, float, str]:
-    """Wall time and this child's own peak RSS (MB), via a wrapper that reports it."""
-    wrapper = (
-        "import resource, subprocess, sys, time, json;"
-        "t=time.perf_counter();"
-        "p=subprocess.run(sys.argv[1:], stdin=sys.stdin, capture_output=True, text=True);"
-        "w=time.perf_counter()-t;"
-        "sys.stderr.write(p.stderr);"
-        "print(json.dumps({'wall': w, 'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024,"
-        "'rc': p.returncode, 'out': p.stdout}))"
-    )
-    p = subprocess.run(
-        [sys.executable, "-c", wrapper, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=_home(env),
-        env=env,
-    )
-    d = json.loads(p.stdout.strip().splitlines()[-1])
-    if d["rc"] != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {p.stderr[-800:]}")
-    return d["wall"], d["rss"], d["out"]
 
 
 def bench_build(repeats: int, env: dict[str, str] | None = None) -> dict:
@@ -328,7 +281,7 @@ def bench_scifact(env: dict[str, str] | None = None, old_layout: bool = False) -
         stores="rag.store" if old_layout else "rag.stores",
     )
     p = subprocess.run(
-        [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env, cwd=_home(env)
+        [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env, cwd=home(env)
     )
     if p.returncode != 0:
         raise SystemExit(f"SciFact failed: {p.stderr[-800:]}")
@@ -409,12 +362,11 @@ def cold_first_token(index: Path, repeats: int) -> list[float]:
 
 
 def bench_warm(index: Path, repeats: int = 20) -> dict:
+    from rag.assembly import open_retriever
     from rag.config import load_settings
-    from rag.retrieve import Retriever
-    from rag.stores import open_store
 
     s = load_settings(environ={})
-    r = Retriever(open_store(index), s.retrieve)
+    r = open_retriever(s, index)
     for q in QUERIES:
         r.search(q)  # load models and caches
     out = {}
@@ -432,13 +384,12 @@ def bench_warm(index: Path, repeats: int = 20) -> dict:
 
 
 def bench_llm(index: Path, repeats: int) -> dict:
-    from rag.answer import Answerer, generate
+    from rag.answer import generate
+    from rag.assembly import open_answerer
     from rag.config import load_settings
-    from rag.retrieve import Retriever
-    from rag.stores import open_store
 
     s = load_settings(environ={})
-    a = Answerer(Retriever(open_store(index), s.retrieve), s.answer, s.llm)
+    a = open_answerer(s, index, fitted=False)
     _ = a.llm  # load before timing
     firsts, tps = [], []
     for _ in range(repeats):
@@ -605,8 +556,7 @@ def _main(repeats: int) -> None:
     llm_build = ROOT / "bench" / "LLM_BUILD.md"
     if llm_build.exists():
         lines += [llm_build.read_text(encoding="utf-8").rstrip(), ""]
-    sys.path.insert(0, str(ROOT / "bench"))
-    import size
+    from bench import size, stores
 
     lines += [
         "## Size runs (fake embedder: parsing, cleaning, chunking and the store only)",
@@ -614,8 +564,6 @@ def _main(repeats: int) -> None:
         *size.main(),
         "",
     ]
-    import stores
-
     lines += ["## Stores: FAISS + SQLite and Milvus Lite", "", *stores.main(repeats), ""]
     lines += [
         "## Scale (100,000 and 1,000,000 chunks, approximate indexes, incremental updates)",

@@ -1,9 +1,9 @@
 """Scaling benchmark (not a test) of the default store (FAISS + SQLite/FTS5); writes bench/SCALE.md.
 
-    nice -n 10 .venv/bin/python bench/scale.py --budget 4200   # everything (~60 min on 2 cores)
-    nice -n 10 .venv/bin/python bench/scale.py --quick         # smoke run on tiny sizes
-    bench/scale.py --parts ann --ann-json ann.json             # part 4 alone (~12 min), and then
-    bench/scale.py --parts small,updates,large --ann-from ann.json   # the rest, reporting both
+    nice -n 10 .venv/bin/python -m bench.scale --budget 4200   # everything (~60 min on 2 cores)
+    nice -n 10 .venv/bin/python -m bench.scale --quick         # smoke run on tiny sizes
+    python -m bench.scale --parts ann --ann-json ann.json      # part 4 alone (~12 min), and then
+    python -m bench.scale --parts small,updates,large --ann-from ann.json   # the rest, reporting both
 
 What it measures, all in one process on synthetic data:
 
@@ -46,18 +46,17 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from rag.chunk import Chunk, chunk_id  # noqa: E402
-from rag.config import load_settings  # noqa: E402
-from rag.index import identity, index_articles  # noqa: E402
-from rag.ingest import Article  # noqa: E402
-from rag.retrieve import Retriever  # noqa: E402
-from rag.stores import Changes  # noqa: E402
-from rag.stores.faiss import FaissStore  # noqa: E402
-from rag.stores.faiss.segments import new_index  # noqa: E402
-from rag.text import STOPWORDS as _STOPWORDS  # noqa: E402
+from bench.common import ROOT, fmt
+from rag.assembly import open_retriever
+from rag.chunk import Chunk, chunk_id
+from rag.config import load_settings
+from rag.index import identity, index_articles
+from rag.ingest import Article
+from rag.retrieve import Retriever
+from rag.stores import Changes
+from rag.stores.faiss import FaissStore
+from rag.stores.faiss.segments import new_index
+from rag.text import STOPWORDS as _STOPWORDS
 
 DIM = 384
 CLUSTERS = 1000
@@ -84,14 +83,6 @@ def rss_mb() -> float:
 
 def elapsed() -> float:
     return time.perf_counter() - T_START
-
-
-def fmt(values: list[float], digits: int = 1, unit: str = "") -> str:
-    """median (min–max), or the single value when there is one."""
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}{unit}"
-    med = statistics.median(values)
-    return f"{med:.{digits}f}{unit} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
 def folder_size(path: Path) -> dict[str, int]:
@@ -365,12 +356,15 @@ def measure_store(
 ) -> dict[str, list[list[str]]]:
     # a fresh Retriever on the same store object: the FAISS index is already loaded (warm)
     emb = FakeQueryEmbedder(res["qvec"])
-    retr = Retriever(store, settings.retrieve, embedder=emb)
+    retr = open_retriever(settings, store=store, embedder=emb)
     out = {}
     for mode in ("dense", "bm25", "hybrid"):
         p50, p95, ids = run_queries(retr, qs, warm, mode, passes)
         res["latency"][(key, mode)] = (p50, p95)
-        log(f"  {key:>10} {mode:>6}: p50 {fmt(p50, 2)} ms, p95 {fmt(p95, 2)} ms ({passes} pass(es))")
+        log(
+            f"  {key:>10} {mode:>6}: p50 {fmt(p50, digits=2)} ms, p95 {fmt(p95, digits=2)} ms "
+            f"({passes} pass(es))"
+        )
         out[mode] = ids
     return out
 
@@ -491,7 +485,7 @@ def run_small_and_large(
         res["disk"][(small, kind)] = folder_size(path)
         # the process that committed keeps the index it built, with FAISS's default search
         # parameters: measure that once (dense only), then reopen as a reader would
-        retr = Retriever(store, settings.retrieve, embedder=FakeQueryEmbedder(res["qvec"]))
+        retr = open_retriever(settings, store=store, embedder=FakeQueryEmbedder(res["qvec"]))
         stale = [[h.chunk.chunk_id for h in retr.search(q, retriever="dense")] for q in qs]
         inner = __import__("faiss").downcast_index(store.segment_indexes()[0].index)
         params = f"efSearch={inner.hnsw.efSearch}" if kind == "hnsw" else f"nprobe={inner.nprobe}"
@@ -572,7 +566,7 @@ def run_updates(
                 store.commit(Changes(added=[(art, chunks, vecs)]), dict(store.manifest() or {}))
             store.close()
             store_times.append(time.perf_counter() - t)
-        log(f"  store commit alone at {n:,}: {fmt(store_times, 3)}s")
+        log(f"  store commit alone at {n:,}: {fmt(store_times, digits=3)}s")
         segs = json.loads((path / "manifest.json").read_text())["segments"]
         out[n] = {
             "times": times,
@@ -743,7 +737,7 @@ def run_ann(
         index.add_with_ids(xb[:n], ids[:n])
         p50, p95, exact = timed(index)
         ann["flat"][n] = (p50, p95)
-        log(f"  ann: flat {n:,}: p50 {fmt(p50, 2)} ms, p95 {fmt(p95, 2)} ms (1 thread)")
+        log(f"  ann: flat {n:,}: p50 {fmt(p50, digits=2)} ms, p95 {fmt(p95, digits=2)} ms (1 thread)")
         del index
         gc.collect()
 
@@ -764,7 +758,10 @@ def run_ann(
     p50, p95, got = timed(_tuned(ivf))
     ann["approx"]["ivf"] = (p50, p95)
     ann["recall"]["ivf"] = recall_at_10(exact, got)
-    log(f"  ann: ivf {large:,}: p50 {fmt(p50, 2)}, p95 {fmt(p95, 2)}, recall {ann['recall']['ivf']:.3f}")
+    log(
+        f"  ann: ivf {large:,}: p50 {fmt(p50, digits=2)}, p95 {fmt(p95, digits=2)}, "
+        f"recall {ann['recall']['ivf']:.3f}"
+    )
     del ivf
     gc.collect()
 
@@ -778,7 +775,10 @@ def run_ann(
     p50, p95, got = timed(_tuned(h))
     ann["approx"]["hnsw"] = (p50, p95)
     ann["recall"]["hnsw"] = recall_at_10(exact, got)
-    log(f"  ann: hnsw {large:,}: p50 {fmt(p50, 2)}, p95 {fmt(p95, 2)}, recall {ann['recall']['hnsw']:.3f}")
+    log(
+        f"  ann: hnsw {large:,}: p50 {fmt(p50, digits=2)}, p95 {fmt(p95, digits=2)}, "
+        f"recall {ann['recall']['hnsw']:.3f}"
+    )
     inner = faiss.downcast_index(h.index)
     for ef in (32, 64, 128, 256):
         inner.hnsw.efSearch = ef
@@ -953,7 +953,7 @@ def report_queries(w: Any, res: dict, small: int, large: int, nq: int, nwarm: in
     w("| ---: | --- | --- | ---: | ---: |")
     for (key, mode), (p50, p95) in res["latency"].items():
         size, kind = key.split()
-        w(f"| {size} | {kind} | {mode} | {fmt(p50, 2)} | {fmt(p95, 2)} |")
+        w(f"| {size} | {kind} | {mode} | {fmt(p50, digits=2)} | {fmt(p95, digits=2)} |")
     w("")
     lp = res.get("lexical_profile")
     if lp:
@@ -1079,7 +1079,7 @@ def report_updates(w: Any, upd: dict, upd_sizes: tuple[int, ...], upd_repeats: i
     for n in upd_sizes:
         u = upd[n]
         w(
-            f"| {n:,} | {u['chunks']:,} | {fmt(u['times'], 3)} | {fmt(u['store_times'], 4)} | "
+            f"| {n:,} | {u['chunks']:,} | {fmt(u['times'], digits=3)} | {fmt(u['store_times'], digits=4)} | "
             f"{u['base_s']:.1f}s | {', '.join(f'{v:,}' for v in u['segments'])} |"
         )
     a, b = upd[upd_sizes[0]], upd[upd_sizes[-1]]
@@ -1134,13 +1134,13 @@ def report_ann(w: Any, ann: dict, nq: int) -> None:
     w("| ---: | --- | ---: | ---: | ---: | --- |")
     for n in sorted(flat):
         p50, p95 = flat[n]
-        w(f"| {n:,} | flat (exact) | {fmt(p50, 2)} | {fmt(p95, 2)} | 1 | |")
+        w(f"| {n:,} | flat (exact) | {fmt(p50, digits=2)} | {fmt(p95, digits=2)} | 1 | |")
     for kind, (p50, p95) in ann["approx"].items():
         sec, how = ann["build"][kind]
         label = f"{kind} (efSearch 128)" if kind == "hnsw" else f"{kind} (nprobe 32)"
         w(
-            f"| {large:,} | {label} | {fmt(p50, 2)} | {fmt(p95, 2)} | {ann['recall'][kind]:.3f} | "
-            f"{sec:.0f}s, {how} |"
+            f"| {large:,} | {label} | {fmt(p50, digits=2)} | {fmt(p95, digits=2)} | "
+            f"{ann['recall'][kind]:.3f} | {sec:.0f}s, {how} |"
         )
     w("")
     w(f"HNSW at {large:,}, efSearch swept on the same index (one pass each; the store now uses 256):")

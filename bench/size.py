@@ -1,6 +1,6 @@
 """Size runs (not tests): one 5 MB article, and a scrape of 20,000 small articles.
 
-    .venv/bin/python bench/size.py
+    .venv/bin/python -m bench.size
 
 Each case indexes in a fresh process with a fake embedder (hash vectors), so the figures are
 the cost of parsing, cleaning, chunking and writing the store; embedding cost is in RESULTS.md.
@@ -16,7 +16,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT
 
 ARTICLE = """## Size Weekly
 
@@ -37,19 +37,20 @@ Markdown Content:
 Title: {title}
 """
 
+# Run from the repository root (`python -c` puts the working folder first on sys.path), so the
+# child imports this checkout's rag and the tests' fake embedder.
 CHILD = textwrap.dedent("""
     import json, resource, sys, time
-    sys.path.insert(0, {root!r})
     from pathlib import Path
     from rag.config import load_settings
     from rag.index import build_index
     from tests.conftest import FakeEmbedder
     t = time.perf_counter()
-    r = build_index(load_settings(environ={{}}), Path(sys.argv[1]), Path(sys.argv[2]),
+    r = build_index(load_settings(environ={}), Path(sys.argv[1]), Path(sys.argv[2]),
                     embedder=FakeEmbedder(), export_query_model=False)
-    print(json.dumps({{"seconds": time.perf_counter() - t, "articles": r.articles, "chunks": r.chunks,
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-""").format(root=str(ROOT))
+    print(json.dumps({"seconds": time.perf_counter() - t, "articles": r.articles, "chunks": r.chunks,
+                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+""")
 
 SENTENCES = [
     "Vector search compares a query with stored embeddings and returns the closest ones.",
@@ -63,7 +64,7 @@ def paragraph(i: int) -> str:
     return " ".join(SENTENCES[(i + k) % 4] for k in range(6)) + f" Paragraph {i}."
 
 
-# Linux keeps a process's peak RSS across exec, so a child forked from a big process (bench/run.py
+# Linux keeps a process's peak RSS across exec, so a child forked from a big process (bench.run
 # has torch and the LLM loaded) reports the parent's peak. A small launcher forks the build and
 # reads the build's own peak from RUSAGE_CHILDREN.
 LAUNCH = (
@@ -78,6 +79,7 @@ def run(scrapes: Path, index: Path) -> dict:
         capture_output=True,
         text=True,
         check=True,
+        cwd=ROOT,
     )
     lines = out.stdout.strip().splitlines()
     return {**json.loads(lines[-2]), "rss_mb": float(lines[-1])}

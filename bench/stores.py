@@ -1,7 +1,7 @@
 """The two stores side by side: FAISS + SQLite against Milvus Lite (a local file).
 
-Run alone (`python bench/stores.py`) it replaces the "Stores" section of bench/RESULTS.md;
-`bench/run.py` includes it too. Measured:
+Run alone (`python -m bench.stores`) it replaces the "Stores" section of bench/RESULTS.md;
+`python -m bench.run` includes it too. Measured:
 - the shipped corpus: `rag index` whole process (build throughput), cold `rag search` (wall and
   peak RSS), warm in-process latency of each retriever, query embedding included;
 - SciFact (the cached BEIR index `rag eval --beir` builds): writing its chunks and vectors into
@@ -15,8 +15,6 @@ import json
 import os
 import random
 import re
-import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,13 +22,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from run import QUERIES, RAG, SCRAPES, fmt, timed  # noqa: E402
-
-from rag.config import StoreSettings, load_settings  # noqa: E402
+from bench.common import QUERIES, RAG, ROOT, SCRAPES, fmt, timed
+from rag.config import StoreSettings, load_settings
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
 
@@ -65,7 +58,7 @@ def _latency(retriever: Any, queries: list[str], vectors: dict[str, np.ndarray] 
 
 
 def shipped(repeats: int) -> dict:
-    from rag.retrieve import Retriever
+    from rag.assembly import open_retriever
     from rag.stores import open_store
 
     settings = load_settings(environ={})
@@ -90,7 +83,7 @@ def shipped(repeats: int) -> dict:
                 cw.append(w)
                 cr.append(r)
             store = open_store(Path(d) / "local", settings=s)
-            warm = _latency(Retriever(store, settings.retrieve), QUERIES, None, 20)
+            warm = _latency(open_retriever(settings, store=store), QUERIES, None, 20)
             store.close()
         res[kind] = {
             "build_wall": walls,
@@ -116,9 +109,9 @@ def _write_and_time(make: Any, kind: str, where: Path) -> tuple[Any, float]:
 
 def scifact() -> dict | None:
     """Copy the cached SciFact index into fresh stores of each kind; time the writes and queries."""
+    from rag.assembly import open_retriever
     from rag.evaluation.beir import load_beir
     from rag.index import copy_index
-    from rag.retrieve import Retriever
     from rag.stores import open_store
 
     cache = sorted((ROOT / "eval" / "cache").glob("beir-*[0-9a-f]"), key=lambda p: p.stat().st_mtime)
@@ -130,13 +123,13 @@ def scifact() -> dict | None:
     data = load_beir(data_dir)
     queries = list(data.queries.values())[:100]
     settings = load_settings(environ={})
-    probe = Retriever(source, settings.retrieve)
+    probe = open_retriever(settings, store=source)
     vectors = {q: probe.embed_query(q) for q in queries}
     out: dict[str, Any] = {"chunks": source.chunk_count(), "queries": len(queries)}
     for kind in ("faiss", "milvus"):
         with tempfile.TemporaryDirectory() as d:
             store, sec = _write_and_time(lambda st: copy_index(source, st), kind, Path(d))
-            r = Retriever(store, settings.retrieve, embedder=probe.embedder)
+            r = open_retriever(settings, store=store, embedder=probe.embedder)
             out[kind] = {"write_s": sec, "warm": _latency(r, queries, vectors, 2)}
             store.close()
     return out
@@ -144,10 +137,10 @@ def scifact() -> dict | None:
 
 def synthetic(n_chunks: int = 50_000, per_article: int = 10, seed: int = 7) -> dict:
     """`n_chunks` made-up chunks (Zipf words, clustered unit vectors) written into each store."""
+    from rag.assembly import open_retriever
     from rag.chunk import Chunk
     from rag.index import identity
     from rag.ingest import Article
-    from rag.retrieve import Retriever
     from rag.stores import Changes
 
     rng = np.random.default_rng(seed)
@@ -197,7 +190,7 @@ def synthetic(n_chunks: int = 50_000, per_article: int = 10, seed: int = 7) -> d
                     st.commit(changes, manifest)
 
             store, sec = _write_and_time(write, kind, Path(d))
-            r = Retriever(store, settings.retrieve, embedder=object())
+            r = open_retriever(settings, store=store, embedder=object())
             out[kind] = {"write_s": sec, "warm": _latency(r, queries, qv, 2)}
             store.close()
     return out
@@ -262,4 +255,3 @@ if __name__ == "__main__":
     out = main(int(os.environ.get("BENCH_REPEATS", "3")))
     print("\n".join(out))
     splice(out)
-    shutil.rmtree(ROOT / "bench" / "__pycache__", ignore_errors=True)
