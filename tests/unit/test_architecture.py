@@ -7,7 +7,6 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = ROOT / "rag"
 # Every folder of Python the repository holds; bench/work is the benchmarks' scratch space
 # (an older checkout, a native build's venv), not the repository's code.
 REPOSITORY = ("rag", "bench", "eval", "studies", "tests")
