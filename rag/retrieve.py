@@ -30,6 +30,41 @@ class Hit:
     retriever: str
 
 
+def hit_dict(hit: Hit) -> dict[str, Any]:
+    """A hit as `rag search --json` writes it: rank, score to six places, the chunk and its article."""
+    c = hit.chunk
+    return {
+        "rank": hit.rank,
+        "score": round(hit.score, 6),
+        "chunk_id": c.chunk_id,
+        "url": c.url,
+        "title": c.title,
+        "author": c.author,
+        "heading": c.heading,
+        "published": c.published,
+        "text": c.text,
+    }
+
+
+def search_filters(
+    url: str | None = None,
+    publication: str | None = None,
+    author: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Filters:
+    """The filters of a search, refusing a `since` or `until` that is not an ISO date."""
+    from datetime import date
+
+    for flag, value in (("--since", since), ("--until", until)):
+        if value:
+            try:
+                date.fromisoformat(value[:10])
+            except ValueError:
+                raise RagError(f"{flag}: '{value}' is not a date (use YYYY-MM-DD)") from None
+    return Filters(url=url, publication=publication, author=author, since=since, until=until)
+
+
 def load_query_embedder(index_dir: Path, manifest: Manifest | None) -> Any:
     """The ONNX embedder that made the index's vectors, from the shared per-user model cache.
 

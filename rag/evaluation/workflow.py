@@ -1,5 +1,6 @@
 """What `rag eval` does, composed for the CLI: check the options, decide what to run and run it,
-keep the run, compare it, write the reports. Silent: it returns what the CLI prints."""
+keep the run, compare it, check it against the baseline, write the reports. Silent: it returns
+what the CLI prints, and says what it is about to do through the callbacks it is given."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.config import PROJECT_ROOT
 from rag.errors import RagError
-from rag.evaluation import compare, runs
+from rag.evaluation import baselines, compare, runs
 from rag.evaluation.metrics import HEADLINE
 from rag.evaluation.stats import TESTS
 
 ANSWER_MODES = ("llm", "extractive")
+EVAL_DIR = PROJECT_ROOT / "eval"  # the development set, the baselines, the BEIR cache
+RUNS_DIR = EVAL_DIR / "runs"  # saved runs, which --compare and --check name
 
 
 def names_of(text: str) -> list[str]:
@@ -83,6 +87,30 @@ class Evaluation:
     questions: Any = None
 
 
+def evaluate(
+    settings: Any,
+    names: list[str],
+    k: int,
+    questions_path: Path,
+    index_dir: Path | None,
+    name: str | None,
+    depth: int = 0,
+    beir: Path | None = None,
+    loaded: Callable[[Any], None] | None = None,
+    before_copy: Callable[[Path], None] | None = None,
+) -> Evaluation:
+    """The development set, or the BEIR dataset at `beir`: `loaded` is called with the BEIR data
+    once it is read, `before_copy` with the cached FAISS folder before it is copied into Milvus."""
+    if beir is None:
+        return evaluate_dev(settings, names, k, questions_path, index_dir, name, depth)
+    from rag.evaluation.beir import load_beir
+
+    data = load_beir(beir)
+    if loaded is not None:
+        loaded(data)
+    return evaluate_beir(settings, names, k, data, beir, EVAL_DIR / "cache", name, before_copy)
+
+
 def evaluate_dev(
     settings: Any,
     names: list[str],
@@ -93,13 +121,12 @@ def evaluate_dev(
     depth: int = 0,
 ) -> Evaluation:
     """The development set against the index (`index_dir`, else the configured one)."""
+    from rag.assembly import open_retriever
     from rag.evaluation.dev import run_dev_suite
     from rag.evaluation.questions import load_questions
-    from rag.retrieve import Retriever
-    from rag.stores import open_store
 
     qs = load_questions(questions_path)
-    r = Retriever(open_store(index_dir or settings.paths.index, settings=settings.store), settings.retrieve)
+    r = open_retriever(settings, index_dir)
     result = run_dev_suite(r, qs, names, k=k, depth=depth)
     return Evaluation(result, make_record(result, settings, name, qs, questions_path, False), r, qs)
 
@@ -116,12 +143,11 @@ def evaluate_beir(
 ) -> Evaluation:
     """A loaded BEIR dataset, indexed once into `cache_dir` (and copied into Milvus when that is
     the configured store); documents are not capped per article."""
+    from rag.assembly import open_retriever
     from rag.evaluation.beir import beir_index, beir_store, run_beir_suite
-    from rag.retrieve import Retriever
 
     path = beir_index(data, settings, cache_dir)
-    store = beir_store(settings, path, before_copy)
-    r = Retriever(store, settings.retrieve.model_copy(update={"max_per_article": 0}))
+    r = open_retriever(settings, store=beir_store(settings, path, before_copy), uncapped=True)
     result = run_beir_suite(r, data, names, k=k)
     return Evaluation(result, make_record(result, settings, name, data, data_path, True))
 
@@ -151,6 +177,51 @@ def make_record(
     # a run saved under a path is named by its file name (TREC tags and file names use it)
     label = runs.run_path(name, Path(".")).stem if name else runs.default_name()
     return runs.record_from(result, label, kept, qmap, dataset)
+
+
+def keep(
+    ev: Evaluation, runs_dir: Path, name: str | None, trec_out: Path | None, folder: Path | None
+) -> tuple[Path, list[Path]]:
+    """Save the run; write the TREC files and the report folder when asked for. Returns the run's
+    file and the TREC files written."""
+    saved = runs.save_run(ev.record, runs_dir, name)
+    trec = runs.write_trec(ev.record, trec_out) if trec_out else []
+    if folder:
+        write_report(ev.result, folder)
+    return saved, trec
+
+
+def write_baseline(ev: Evaluation, runs_dir: Path) -> tuple[Path, Path]:
+    """Save this run as the baseline: (baseline.json, its run in `runs_dir`)."""
+    return baselines.write(ev.result, ev.record, runs_dir.parent, runs_dir)
+
+
+def check_baseline(ev: Evaluation, runs_dir: Path, test: str) -> tuple[list[str], str, str | None]:
+    """This run against the baseline (the BEIR one for a BEIR run): (problems, the line to print
+    when there are none, a warning or None)."""
+    baseline, baseline_run = baselines.paths(runs_dir.parent, runs_dir, ev.result["kind"] == "beir")
+    return baselines.check(ev.result, ev.record, baseline, baseline_run, test)
+
+
+def evaluate_answer_suite(
+    settings: Any,
+    index_dir: Path | None,
+    questions_path: Path,
+    modes: str,
+    fit: bool = False,
+    build_missing: Callable[[Path], Any] | None = None,
+) -> dict[str, Any]:
+    """Answer quality by question type for the `modes` named, with the abstention model's
+    cross-validated figures; `fit` refits that model on these questions and saves it. A missing
+    index is built first through `build_missing`."""
+    from rag.assembly import open_answerer
+    from rag.evaluation.answers import evaluate_answers
+    from rag.evaluation.questions import load_questions
+
+    names = answer_modes(modes)
+    qs = load_questions(questions_path)
+    answerer = open_answerer(settings, index_dir, build_missing=build_missing)
+    return evaluate_answers(answerer, qs, names, questions_path, settings.paths.abstention, fit)
 
 
 def compare_saved(refs: list[str], runs_dir: Path, test: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -185,10 +256,10 @@ def html_report(
     threshold: float | None = settings.answer.abstain_below
     source = "cosine similarity of the best retrieved sentence (answer.abstain_below)"
     if retriever is not None and questions is not None:
-        from rag.answer import Answerer
+        from rag.assembly import open_answerer
         from rag.evaluation.abstention import answerer_scores, describe
 
-        answerer = Answerer(retriever, settings.answer, settings.llm, settings.paths.abstention)
+        answerer = open_answerer(settings, retriever=retriever)
         pairs = answerer_scores(answerer, questions)
         threshold, source = describe(answerer, settings.answer.abstain_below)
     names = list(record["retrievers"])
