@@ -305,7 +305,10 @@ def test_parser_never_crashes_and_keeps_well_formed_articles(ops):
     arts, warns = parse_bundle(Path("fuzz.md"), data)
     urls = {a.url for a in arts}
     assert "https://example.com/fuzz-1" in urls
-    assert all(isinstance(str(w), str) for w in warns)
+    assert [a.title for a in arts if a.url.endswith("fuzz-1")] == ["Fuzz article 1"]
+    # Whatever was skipped is a warning naming this file and a line in it, with a reason.
+    lines = data.count(b"\n") + data.count(b"\r") + 1
+    assert all(w.path == "fuzz.md" and 1 <= w.line <= lines and w.message for w in warns), warns
 
 
 @hsettings(max_examples=100, deadline=None)
