@@ -1,7 +1,7 @@
 """Answer or abstain: a small logistic model over retrieval signals, fitted and judged by
 cross-validation over questions.
 
-A question is described by a few signals `Answerer.signals` computes from what retrieval found
+A question is described by a few signals `rag.answer.decision.signals` computes from what retrieval found
 (see SIGNALS); the model is a logistic regression over their standardised values with an L2
 penalty, fitted by Newton's method. The decision threshold on its probability is chosen to meet
 both targets (answer most answerable questions, abstain on most unanswerable ones); figures are
@@ -72,17 +72,14 @@ class AbstentionModel:
         x = np.array([float(signals[f]) for f in self.features])
         return (x - np.asarray(self.mean)) / np.asarray(self.scale)
 
-    def decide(self, signals: dict[str, float], missing: Sequence[str] = ()) -> tuple[bool, float, str]:
-        """(answer?, probability that the question is answerable here, reason when abstaining)."""
+    def explain(self, signals: dict[str, float]) -> str:
+        """Why a question below the threshold is not answered: the signal whose standardised
+        contribution pulled the probability down the most, in words."""
         p = self.probability(signals)
-        if self.veto_missing and missing:
-            return False, p, f"no retrieved source mentions {', '.join(missing)}"
-        if p >= self.threshold:
-            return True, p, ""
         contrib = self._standardise(signals) * np.asarray(self.weights)
         worst = self.features[int(np.argmin(contrib))]
         why = _WHY.get(worst, worst).format(v=signals[worst])
-        return False, p, f"{why}; confidence {p:.2f} is below {self.threshold:.2f}"
+        return f"{why}; confidence {p:.2f} is below {self.threshold:.2f}"
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")

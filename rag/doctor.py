@@ -197,7 +197,7 @@ def check_embedder() -> Check:
 
 def check_llm(settings: Settings, probe: Callable[[Path], dict[str, Any]] = run_probe) -> list[Check]:
     """Model file found, loadable, and generating from a long prompt; then the build's CPU fit."""
-    from rag.answer import model_file
+    from rag.llm import model_file
 
     try:
         path = model_file(settings.llm)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rag.text import FUNCTION_WORDS, is_name_word
+
 # Words that open a continuation of the previous question.
 _OPENERS = re.compile(
     r"^(?:and|but|also|so|then|or|plus|what about|how about|what else|how so|why so|why not"
@@ -31,15 +33,6 @@ _OPENERS = re.compile(
 _BACK_REFERENCES = frozenset(
     "it its itself they them their theirs themselves this that these those he him his she her "
     "such there one ones".split()
-)
-# Function words: not content, whatever the question is about.
-_FUNCTION_WORDS = frozenset(
-    """a an and are as at be been being but by can could did do does doing done for from had has
-    have how i if in into is me more most my no not of on or our should so than the then to too
-    was we were what when where which while who whom whose why will with would you your about
-    any some very just also much many please tell explain say says said mean means really else
-    exactly like way ok okay yes thanks thank other another same example examples detail details elaborate
-    come go on""".split()
 )
 _WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
 MAX_OWN_WORDS = 2  # rule 2: a question with more content words than this stands alone
@@ -60,12 +53,7 @@ def _words(text: str) -> list[str]:
 
 
 def _content(words: list[str]) -> list[str]:
-    return [w for w in words if w.lower() not in _FUNCTION_WORDS and w.lower() not in _BACK_REFERENCES]
-
-
-def _is_name(word: str) -> bool:
-    """NDCG, GPT-4, BM25, SQLite: a word that names a thing on its own."""
-    return any(c.isdigit() for c in word) or any(c.isupper() for c in word[1:])
+    return [w for w in words if w.lower() not in FUNCTION_WORDS and w.lower() not in _BACK_REFERENCES]
 
 
 def is_followup(question: str) -> bool:
@@ -119,7 +107,7 @@ def contextualise(question: str, previous: str) -> str:
     prev = " ".join(previous.split())
     subject = topic(prev)
     first = _words(prev)[:1]
-    if prev and not (first and _is_name(first[0])):
+    if prev and not (first and is_name_word(first[0])):
         prev = prev[0].lower() + prev[1:]
     q = " ".join(question.split())
     if subject:

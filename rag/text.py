@@ -29,6 +29,21 @@ CONTENT_STOPWORDS = frozenset(
     more most other some such only very can't don't it's i'm""".split()
 )
 
+# Function words of a conversation: what a follow-up question may hold besides pronouns and still
+# name nothing of its own (rag/followup.py).
+FUNCTION_WORDS = frozenset(
+    """a an and are as at be been being but by can could did do does doing done for from had has
+    have how i if in into is me more most my no not of on or our should so than the then to too
+    was we were what when where which while who whom whose why will with would you your about
+    any some very just also much many please tell explain say says said mean means really else
+    exactly like way ok okay yes thanks thank other another same example examples detail details elaborate
+    come go on""".split()
+)
+# Words that turn a statement around, and the determiners before a sentence's subject: what the
+# verifier compares between a model's sentence and its source (rag/answer/verify.py).
+NEGATIONS = frozenset("not no never none nothing neither nor cannot without".split())
+DETERMINERS = frozenset("the a an this that these those his her its their our my one".split())
+
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # A sentence ends at . ! ? or … (after any closing quotes or brackets) before a capital or digit.
 SENTENCE_END_RE = re.compile(r"(?<=[.!?…])[\"”’)\]]*\s+(?=[\"“‘(\[*]?[A-Z0-9])")
@@ -42,9 +57,20 @@ def query_words(text: str) -> list[str]:
     return list(dict.fromkeys(kept))
 
 
+def straight_apostrophes(text: str) -> str:
+    """Text with typographic apostrophes (’) as plain ones, so "it’s" and "it's" match."""
+    return text.replace("’", "'")
+
+
+def is_name_word(word: str) -> bool:
+    """NDCG, GPT-4, BM25, SQLite: a word that names a thing on its own (a digit, or a capital
+    after its first letter), whatever its place in the sentence."""
+    return any(c.isdigit() for c in word) or any(c.isupper() for c in word[1:])
+
+
 def content_words(text: str) -> set[str]:
     """Lower-cased words minus stop words, with a plural 's' folded away."""
-    words = _WORD_RE.findall(text.lower().replace("’", "'"))
+    words = _WORD_RE.findall(straight_apostrophes(text.lower()))
     return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words if w not in CONTENT_STOPWORDS}
 
 

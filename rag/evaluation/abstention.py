@@ -1,38 +1,31 @@
 """The abstention score's precision/coverage curve.
 
-A confidence source is any function that returns, per question, (score, answerable): the answerer
+The score of a question is the one `rag ask` decides on (rag.answer.decision): the answerer
 answers when score >= threshold. Coverage at a threshold is the share of all questions answered;
 precision is the share of answered questions that are answerable (have a relevant article). A
 score of None means the question abstains whatever the threshold (today: it names something no
-retrieved source mentions). Another confidence (say a logistic regression over several signals)
-plugs in by returning the same pairs.
+retrieved source mentions and the names veto is on).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 ScorePairs = dict[str, tuple[float | None, bool]]  # question id -> (score or None, answerable)
-ConfidenceFn = Callable[[Any, Sequence[Any]], ScorePairs]
 
 
 def answerer_scores(answerer: Any, questions: Sequence[Any]) -> ScorePairs:
-    """The score the answerer decides on, as `ask` computes it: the fitted abstention model's
-    confidence (or, without one, the best sentence's similarity), or None when the question
-    names a fact no retrieved source mentions. Follow-ups are asked as `rag chat` asks them."""
+    """The score the answerer decides on, from the decision `ask` makes: the fitted abstention
+    model's confidence (or, without one, the best sentence's similarity), or None when the names
+    veto decided. Follow-ups are asked as `rag chat` asks them."""
     from rag.evaluation.questions import asked_text
 
     by_id = {q.id: q for q in questions}
     out: ScorePairs = {}
     for q in questions:
-        signals, missing = answerer.question_signals(asked_text(q, by_id))
-        if missing:
-            out[q.id] = (None, bool(q.relevant))
-            continue
-        model = answerer.abstention
-        score = model.probability(signals) if model is not None else signals["sentence_cos"]
-        out[q.id] = (float(score), bool(q.relevant))
+        verdict = answerer.decide(*answerer.question_signals(asked_text(q, by_id)))
+        out[q.id] = (verdict.score, bool(q.relevant))
     return out
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import Answerer, is_instruction, load_llm
+from rag.answer import Answerer, is_instruction
+from rag.llm import load_llm
 from rag.errors import RagError
 from rag.text import content_words
 from tests.conftest import SEED, run_rag
@@ -76,7 +77,7 @@ def test_invented_citation_numbers_are_removed(answerer):
 
 
 def test_sentences_without_support_fall_back_to_extractive(answerer, monkeypatch):
-    import rag.answer as mod
+    import rag.llm as mod
 
     monkeypatch.setattr(mod, "generate", lambda llm, msgs, s: iter(["Bananas are blue. [1]"]))
     ans = answerer.ask("What is p-hacking?", mode="llm")

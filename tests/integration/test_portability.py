@@ -47,7 +47,7 @@ def test_llm_library_has_no_amx_or_avx512_code():
 
 
 def test_llm_answers_a_300_token_prompt_in_a_child_process(settings):
-    from rag.answer import model_file
+    from rag.llm import model_file
 
     result = doctor.run_probe(model_file(settings.llm))
     assert result["prompt_tokens"] >= doctor.PROBE_PROMPT_TOKENS

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rag.answer import SYSTEM_PROMPT, generate, load_llm, model_file
+from rag.answer.prompt import SYSTEM_PROMPT
+from rag.llm import generate, load_llm, model_file
 from rag.prompt_cache import cache_dir, prefix_tokens, start_from_prefix
 
 MESSAGES = [

@@ -1,5 +1,5 @@
-"""The abstention model (rag.abstain) and the extractive passage rules, on hand-made data whose
-right answer is known exactly."""
+"""The abstention model (rag.abstain) and the answer decision (rag.answer.decision), on hand-made
+data whose right answer is known exactly."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rag import abstain
-from rag.answer import _Source, flips, passage, question_kind
+from rag.answer.decision import Decision, decide
 from rag.errors import RagError
 
 
@@ -64,8 +64,10 @@ def test_names_veto_abstains_whatever_the_probability():
     model = abstain.fit(x, y, ["sentence_cos", "coverage"])
     assert abstain.predict(model, x)[0] == -1
     sig = dict(zip(abstain.SIGNALS, x[0], strict=True))
-    ok, p, why = model.decide(sig, ["fifa"])
-    assert not ok and "fifa" in why and 0 <= p <= 1
+    d = decide(sig, ["fifa"], model, abstain_below=0.35)
+    assert not d.answer and d.score is None and "fifa" in d.reason and 0 <= (d.confidence or 0) <= 1
+    model.veto_missing = False  # the model alone decides then
+    assert decide(sig, ["fifa"], model, abstain_below=0.35).score == pytest.approx(model.probability(sig))
 
 
 def test_cross_validation_keeps_groups_together_and_reports_out_of_fold_rates():
@@ -101,116 +103,22 @@ def test_abstention_reason_names_the_weakest_signal():
     model = abstain.fit(x, y, ["sentence_cos", "coverage"])
     sig = {"sentence_cos": 0.1, "coverage": 0.9, "chunk_cos": 0, "lexical": 0, "agreement": 0, "missing": 0}
     sig["sentence_cos_top3"] = 0.1
-    ok, p, why = model.decide(sig)
-    assert not ok and "no retrieved sentence is close" in why and f"{p:.2f}" in why
+    d = decide(sig, [], model, abstain_below=0.35)
+    assert not d.answer and "no retrieved sentence is close" in d.reason and f"{d.confidence:.2f}" in d.reason
+
+
+def test_without_a_fitted_model_the_best_sentence_similarity_decides():
+    sig = {"sentence_cos": 0.3}
+    assert decide(sig, [], None, abstain_below=0.35) == Decision(
+        False, 0.3, 0.35, None, "the closest evidence scores 0.30, below 0.35"
+    )
+    assert decide({"sentence_cos": 0.4}, [], None, abstain_below=0.35).answer
+    assert decide({"sentence_cos": 0.9}, ["fifa"], None, abstain_below=0.35).reason == (
+        "no retrieved source mentions fifa"
+    )
 
 
 def test_precision_coverage_curve():
     curve = abstain.precision_coverage([0.9, 0.8, 0.3, 0.1], [True, True, False, False], steps=[0.0, 0.5])
     assert curve[0] == {"threshold": 0.0, "coverage": 1.0, "precision": 0.5}
     assert curve[1] == {"threshold": 0.5, "coverage": 0.5, "precision": 1.0}
-
-
-SENTS = [
-    "## Gaming the numbers",
-    "Researchers sometimes test many hypotheses until one passes the threshold.",
-    "In fact, this sort of thing happens often enough to have a name, p-hacking.",
-    "The four key flaws of significance:",
-    "* It is arbitrary.",
-    "* It is easy to game.",
-    "Summary in the end.",
-    "Here is a lead-in with nothing after it:",
-]
-
-
-def test_a_sentence_opening_with_a_reference_brings_the_one_before():
-    assert passage(SENTS, 2) == [1, 2]
-    assert passage(SENTS, 1) == [1]
-
-
-def test_list_items_bring_their_lead_in_and_a_lead_in_brings_its_items():
-    assert passage(SENTS, 4) == [3, 4]
-    assert passage(SENTS, 3) == [3, 4, 5]
-    assert passage(SENTS, 7) is None  # a lead-in without its list is not used
-
-
-def test_question_kinds():
-    assert question_kind("What is p-hacking?") == "define"
-    assert question_kind("what does nDCG stand for") == "define"
-    assert question_kind("How many articles did he read?") == "count"
-    assert question_kind("What threshold did CERN pass?") == "count"
-    assert question_kind("When was the study retracted?") == "when"
-    assert question_kind("Why is it a scam?") == ""
-
-
-def test_a_sentence_that_turns_its_source_around_is_caught():
-    src = _Source(
-        1,
-        None,  # type: ignore[arg-type]
-        [
-            "The analyst should have reported a confidence of 94% to the client.",
-            "Statistical significance is not a measure of importance.",
-        ],
-        np.zeros((2, 3)),
-    )
-    assert not flips("The analyst should have reported a confidence of 94%.", src)
-    assert flips("The analyst wrongly reported a confidence of 94%.", src)
-    assert flips("Statistical significance is a measure of importance.", src)
-    assert flips("Researchers should have reported a confidence of 94% to the client.", src)  # subject
-    assert flips("Instead, the analyst reported a confidence of 94% to the client.", src)
-
-
-def _filler(fill_words: int, max_words: int = 80):
-    from rag.answer import Answerer
-    from rag.config import AnswerSettings
-
-    a = Answerer.__new__(Answerer)
-    a.settings = AnswerSettings(fill_words=fill_words, max_answer_words=max_words)
-    return a
-
-
-def test_a_short_answer_continues_with_the_sentences_after_it():
-    sents = [
-        "P-hacking is testing hypotheses until one passes.",  # 7 words
-        "It makes chance results look like findings.",  # 7
-        "Journals then publish them as discoveries.",  # 6
-        "Why does this happen?",  # a question ends the passage
-        "Careers depend on it.",
-    ]
-    src = _Source(1, None, sents, np.zeros((5, 3)))  # type: ignore[arg-type]
-    passages = [(1, [0])]
-    _filler(15)._fill(passages, {1: src}, {"p-hacking is testing hypotheses until one passes."}, 7)
-    assert passages == [(1, [0, 1, 2])]  # 7 + 7 < 15, then 20 >= 15 stops
-    passages = [(1, [0])]
-    _filler(60)._fill(passages, {1: src}, set(), 7)
-    assert passages == [(1, [0, 1, 2])]  # never into the question
-    passages = [(1, [0])]
-    _filler(60, max_words=16)._fill(passages, {1: src}, set(), 7)
-    assert passages == [(1, [0, 1])]  # the word cap holds
-    passages = [(1, [0])]
-    _filler(0)._fill(passages, {1: src}, set(), 7)
-    assert passages == [(1, [0])]
-
-
-def test_filling_stops_at_a_lead_in_and_at_a_sentence_already_used():
-    src = _Source(1, None, SENTS, np.zeros((len(SENTS), 3)))  # type: ignore[arg-type]
-    passages = [(1, [1, 2])]
-    _filler(60)._fill(passages, {1: src}, set(), 20)
-    assert passages == [(1, [1, 2])]  # "The four key flaws of significance:" needs its list
-    other = ["First point here, said plainly.", "Second point, already quoted elsewhere."]
-    src2 = _Source(2, None, other, np.zeros((2, 3)))  # type: ignore[arg-type]
-    passages = [(2, [0])]
-    _filler(60)._fill(passages, {2: src2}, {"second point, already quoted elsewhere."}, 5)
-    assert passages == [(2, [0])]
-
-
-def test_top3_similarity_counts_each_distinct_sentence_once():
-    from rag.answer import _best_sentence_sims, _mean_of_best
-
-    q = np.array([1.0, 0.0])
-    vec = np.array([[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]])
-    a = _Source(1, None, ["Same sentence.", "Middle one.", "Far one."], vec)  # type: ignore[arg-type]
-    b = _Source(2, None, ["same  sentence.", "Other."], np.array([[0.9, 0.1], [0.7, 0.3]]))  # type: ignore[arg-type]
-    assert _mean_of_best(_best_sentence_sims(q, [a, b]), 3) == pytest.approx((0.9 + 0.7 + 0.5) / 3)
-    assert _mean_of_best(_best_sentence_sims(q, []), 3) == -1.0
-    assert _mean_of_best(_best_sentence_sims(q, [a, b]), 1) == pytest.approx(0.9)  # the best alone

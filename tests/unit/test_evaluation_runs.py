@@ -87,17 +87,26 @@ def test_abstention_curve_points_by_hand():
 
 
 def test_answerer_scores_mark_missing_facts_as_never_answered():
+    from rag.answer.decision import decide
+
     class Model:
         threshold = 0.5
+        veto_missing = True
 
         def probability(self, signals):
             return signals["sentence_cos"] / 2
+
+        def explain(self, signals):
+            return "low"
 
     class Answerer:
         abstention = None
 
         def question_signals(self, q):
             return ({"sentence_cos": 0.4}, ["FIFA"]) if "FIFA" in q else ({"sentence_cos": 0.6}, [])
+
+        def decide(self, signals, missing):
+            return decide(signals, missing, self.abstention, 0.35)
 
     class Q:
         def __init__(self, id, question, relevant, previous=""):

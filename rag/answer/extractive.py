@@ -1,0 +1,241 @@
+"""Extractive answers: the one to three retrieved sentences closest to the question, each with
+the context it needs to be read alone, continued by the sentences that follow it.
+
+Sentences are scored by similarity to the question, plus the share of its content words they
+hold, plus a bonus when they are the kind of sentence the question asks for (a definition for
+"what is X", a number for "how many", a date for "when"). The best one is always used; a
+runner-up only when it is close (and closer still from another article, which must earn its
+citation).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from rag.answer.sources import LIST_MARK_RE, sentence_key
+from rag.answer.types import Sentence, Source
+from rag.config import AnswerSettings
+from rag.text import content_words
+
+KIND_BONUS = 0.08
+Passage = tuple[int, list[int]]  # (source number, sentence indexes in reading order)
+
+_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*%?")
+# A sentence that opens by pointing back ("This is why...", "In fact, such tests...") needs the
+# one before it.
+_REFERENCE_RE = re.compile(
+    r"^(?:(?:in fact|however|but|and|so|also|thus|therefore|yet|still|instead|as a result)\W+)?"
+    r"(?:this|these|those|such|that|it|its|they|them|their|he|she|his|her|the latter|the former"
+    r"|both|neither|either)\b",
+    re.IGNORECASE,
+)
+_DEFINE_Q_RE = re.compile(
+    r"^\s*(?:what|who)(?:'s| is| are| was| were)\b"
+    r"|\bwhat does .+ (?:mean|stand for)\b|\bdefin|\bmeaning of\b",
+    re.IGNORECASE,
+)
+_COUNT_Q_RE = re.compile(
+    r"\bhow (?:many|much|long|big|large|often|fast|far)\b|\bwhat (?:\w+ )?(?:threshold|percentage|"
+    r"percent|rate|number|size|share|proportion|score|value|level|amount|cutoff|accuracy)\b",
+    re.IGNORECASE,
+)
+_WHEN_Q_RE = re.compile(r"^\s*when\b|\bwhat (?:year|date|month|day|decade)\b|\bin which year\b", re.I)
+_DEFINING_RE = re.compile(
+    r"\b(?:is|are|was|were)\s+(?:a|an|the|when|what|how|one|simply|basically|essentially|called)\b"
+    r"|\brefers? to\b|\bmeans?\b|\bis defined\b|\bstands? for\b|\bknown as\b|\bis called\b"
+    r"|\bdescribes?\b|\bdenotes?\b",
+    re.IGNORECASE,
+)
+_DATE_RE = re.compile(
+    r"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d",
+    re.IGNORECASE,
+)
+
+
+def select(
+    question: str, qvec: np.ndarray, sources: list[Source], settings: AnswerSettings, fill: bool = True
+) -> list[Sentence]:
+    """One to three passages, each a retrieved sentence with the context it needs, as
+    (sentence, [source number], 1.0) in reading order. See `passage` for the context each
+    sentence brings, and `fill_passages` for what follows it when `fill` is on."""
+    by_n = {s.n: s for s in sources}
+    unique = ranked_sentences(question, qvec, sources)
+    if not unique:
+        return []
+    passages = pick_passages(unique, by_n, settings, fill)
+    # Reading order: by article (as first retrieved), then position in the article.
+    first_seen: dict[str, int] = {}
+    for s in sources:
+        first_seen.setdefault(s.hit.chunk.article_id, s.n)
+
+    def order(p: Passage) -> tuple[int, int, int]:
+        ch = by_n[p[0]].hit.chunk
+        return first_seen[ch.article_id], ch.start, p[1][0]
+
+    passages.sort(key=order)
+    return [(LIST_MARK_RE.sub("", by_n[n].sentences[j]), [n], 1.0) for n, span in passages for j in span]
+
+
+def pick_passages(
+    unique: list[tuple[float, int, int]], by_n: dict[int, Source], settings: AnswerSettings, fill: bool = True
+) -> list[Passage]:
+    """Up to three passages from the ranked sentences, within the answer's word budget and
+    without repeating a sentence."""
+    best = unique[0][0]
+    home = by_n[unique[0][1]].hit.chunk.article_id
+    passages: list[Passage] = []
+    used: set[str] = set()
+    words = 0
+    for score, n, i in unique[:6]:
+        if len(passages) == 3:
+            break
+        sents = by_n[n].sentences
+        if passages:
+            same = by_n[n].hit.chunk.article_id == home
+            floor = (0.6 * best if same else best - 0.05) if len(passages) == 1 else best - 0.1
+            if score < floor:
+                continue
+        span = passage(sents, i)
+        if span is None:
+            continue
+        keys = [sentence_key(sents[j]) for j in span]
+        if any(k in used for k in keys):
+            span = [j for j, k in zip(span, keys, strict=True) if k not in used]
+            if i not in span:
+                continue
+            keys = [sentence_key(sents[j]) for j in span]
+        size = sum(len(sents[j].split()) for j in span)
+        if passages and words + size > settings.max_answer_words:
+            continue
+        if not passages and size > settings.max_answer_words and len(span) > 1:
+            span, keys, size = [i], [sentence_key(sents[i])], len(sents[i].split())  # the sentence alone
+        passages.append((n, span))
+        used.update(keys)
+        words += size
+    if fill:
+        fill_passages(passages, by_n, used, words, settings)
+    return passages
+
+
+def fill_passages(
+    passages: list[Passage], by_n: dict[int, Source], used: set[str], words: int, settings: AnswerSettings
+) -> None:
+    """Continue each passage, in the order chosen, with the sentences that follow it in its
+    source while the answer is under `fill_words`: the sentence after the one that matched
+    the question is often the one that explains it. It stops at a heading, a question, a
+    lead-in that needs its list, or a sentence already used; never past `max_answer_words`."""
+    for n, span in passages:
+        sents = by_n[n].sentences
+        j = span[-1] + 1
+        while words < settings.fill_words and j < len(sents):
+            nxt, size = sents[j], len(sents[j].split())
+            if not answerable_sentence(nxt) or nxt.rstrip().endswith(":") or sentence_key(nxt) in used:
+                break
+            if words + size > settings.max_answer_words:
+                break
+            span.append(j)
+            used.add(sentence_key(nxt))
+            words += size
+            j += 1
+
+
+def question_kind(question: str) -> str:
+    """What a question asks for: "when" (a date), "count" (a number), "define" (a definition), or ""."""
+    if _WHEN_Q_RE.search(question):
+        return "when"
+    if _COUNT_Q_RE.search(question):
+        return "count"
+    if _DEFINE_Q_RE.search(question):
+        return "define"
+    return ""
+
+
+def fits_kind(kind: str, sentence: str, qwords: set[str]) -> bool:
+    """Whether a sentence holds what a question of this kind asks for."""
+    if kind == "when":
+        return bool(_DATE_RE.search(sentence))
+    if kind == "count":
+        return bool(_NUMBER_RE.search(sentence))
+    # A definition names the question's subject and says what it is.
+    return bool(_DEFINING_RE.search(sentence)) and bool(qwords & content_words(sentence))
+
+
+def answerable_sentence(sentence: str) -> bool:
+    """Headings, questions and fragments do not answer anything."""
+    s = sentence.rstrip()
+    return len(s.split()) >= 4 and not s.startswith("#") and not s.endswith("?")
+
+
+def ranked_sentences(question: str, qvec: np.ndarray, sources: list[Source]) -> list[tuple[float, int, int]]:
+    """(score, source number, sentence index) of every answerable sentence, best first, one
+    copy of each (overlapping chunks repeat sentences: the copy with its context is kept)."""
+    qwords = content_words(question)
+    kind = question_kind(question)
+    scored: list[tuple[float, int, int]] = []
+    for s in sources:
+        sims = s.vectors @ qvec
+        for i, sent in enumerate(s.sentences):
+            if not answerable_sentence(sent):
+                continue
+            overlap = len(qwords & content_words(sent)) / max(1, len(qwords))
+            bonus = KIND_BONUS if kind and fits_kind(kind, sent, qwords) else 0.0
+            scored.append((float(sims[i]) + 0.2 * overlap + bonus, s.n, i))
+    return best_first_unique(scored, sources)
+
+
+def best_first_unique(
+    scored: list[tuple[float, int, int]], sources: list[Source]
+) -> list[tuple[float, int, int]]:
+    """(score, source number, sentence index) sorted best first, keeping the first copy of each
+    sentence (at equal scores, one that does not open its chunk, so it has its context)."""
+    by_n = {s.n: s for s in sources}
+    scored = sorted(scored, key=lambda x: (-x[0], x[2] == 0))
+    unique: list[tuple[float, int, int]] = []
+    seen: set[str] = set()
+    for x in scored:
+        key = sentence_key(by_n[x[1]].sentences[x[2]])
+        if key not in seen:
+            seen.add(key)
+            unique.append(x)
+    return unique
+
+
+def _is_item(sentence: str) -> bool:
+    return bool(LIST_MARK_RE.match(sentence))
+
+
+def passage(sentences: list[str], i: int) -> list[int] | None:
+    """Sentence `i` with the context it needs, as indexes in reading order, or None when it
+    cannot stand: a sentence that opens with a reference brings the one before it; a list item
+    brings its lead-in line; a lead-in ending with a colon brings the items that follow it, and
+    is not used when none do."""
+    span = [i]
+    sent = sentences[i]
+    if sent.rstrip().endswith(":"):
+        items = []
+        for j in range(i + 1, len(sentences)):
+            if not _is_item(sentences[j]):
+                break
+            items.append(j)
+        if not items:
+            return None
+        span += items[:4]
+    elif _is_item(sent):
+        lead = next((j for j in range(i - 1, -1, -1) if not _is_item(sentences[j])), None)
+        if lead is not None and sentences[lead].rstrip().endswith(":"):
+            span.insert(0, lead)
+    elif _REFERENCE_RE.match(LIST_MARK_RE.sub("", sent)):
+        # The sentence it points back to, past list numbers split off as fragments ("2.").
+        j = i - 1
+        while j >= 0 and len(sentences[j].split()) < 3 and not sentences[j].startswith("#"):
+            j -= 1
+        if j < 0 or sentences[j].startswith("#"):
+            return span  # a heading or nothing before it: nothing to bring
+        span.insert(0, j)
+        k = j - 1
+        if _REFERENCE_RE.match(sentences[j]) and k >= 0 and len(sentences[k].split()) >= 3:
+            if not sentences[k].startswith("#"):
+                span.insert(0, k)
+    return span

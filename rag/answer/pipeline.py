@@ -1,0 +1,204 @@
+"""`ask`: retrieve, decide, answer (extractively or with the LLM), verify, render.
+
+The parts each do one job (rag/answer/): sources reads the retrieved chunks, decide weighs the
+evidence, extractive picks passages, prompt and rag.llm draft an answer, verify checks it. This
+module composes them and renders the result as an `Answer` with renumbered citations.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag import llm as local_llm
+from rag.abstain import AbstentionModel
+from rag.answer import decision
+from rag.answer import extractive, prompt, verify
+from rag.answer.sources import read_sources, sources_from_texts
+from rag.answer.types import ABSTAIN_MESSAGE, Answer, Citation, Sentence, Source, StreamFn
+from rag.config import AnswerSettings, LLMSettings
+from rag.errors import RagError
+from rag.retrieve import Hit, Retriever
+from rag.stores.base import Filters
+
+MAX_QUESTION_CHARS = 2000
+
+
+class Answerer:
+    """Retrieval, the answer decision, generation and verification, with models loaded once."""
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        settings: AnswerSettings,
+        llm_settings: LLMSettings,
+        abstention: Path | AbstentionModel | None = None,
+    ) -> None:
+        self.retriever = retriever
+        self.settings = settings
+        self.llm_settings = llm_settings
+        # The fitted abstention model; without one, the similarity threshold decides.
+        if isinstance(abstention, Path):
+            abstention = AbstentionModel.load(abstention) if abstention.exists() else None
+        self.abstention: AbstentionModel | None = abstention
+        self.model = local_llm.LocalLLM(llm_settings, prompt.SYSTEM_PROMPT)
+
+    # ------------------------------------------------------------------------- the parts
+
+    def model_path(self) -> Path:
+        return self.model.path()
+
+    def preload(self) -> None:
+        """Start loading the LLM in the background while retrieval runs."""
+        self.model.preload()
+
+    @property
+    def llm(self) -> Any:
+        return self.model.get()
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return self.retriever.embedder.embed(texts)
+
+    def sources(self, hits: list[Hit]) -> list[Source]:
+        return read_sources(hits, self._embed)
+
+    def sources_from_texts(self, texts: list[str]) -> list[Source]:
+        return sources_from_texts(texts, self._embed)
+
+    def signals(
+        self,
+        question: str,
+        qvec: np.ndarray,
+        hits: list[Hit],
+        sources: list[Source],
+        filters: Filters | None = None,
+    ) -> tuple[dict[str, float], list[str]]:
+        return decision.signals(self.retriever.store, question, qvec, hits, sources, filters)
+
+    def question_signals(self, question: str) -> tuple[dict[str, float], list[str]]:
+        """The signals of a question as `ask` computes them (evaluation fits on these)."""
+        qvec = self.retriever.embed_query(question)
+        hits = self.retriever.search(question, k=self.settings.sources, query_vector=qvec)
+        return self.signals(question, qvec, hits, self.sources(hits))
+
+    def decide(self, signals: dict[str, float], missing: list[str]) -> decision.Decision:
+        """The one answer decision: `ask` uses it, and evaluation scores it."""
+        return decision.decide(signals, missing, self.abstention, self.settings.abstain_below)
+
+    def select(
+        self, question: str, qvec: np.ndarray, sources: list[Source], fill: bool = True
+    ) -> list[Sentence]:
+        return extractive.select(question, qvec, sources, self.settings, fill)
+
+    def prompt(
+        self, question: str, sources: list[Source], qvec: np.ndarray | None = None
+    ) -> list[dict[str, str]]:
+        if qvec is None:
+            qvec = self.retriever.embed_query(question)
+        return prompt.messages(question, qvec, sources, self.settings)
+
+    def verify(self, draft: str, sources: list[Source]) -> tuple[list[Sentence], list[str]]:
+        return verify.verify(draft, sources, self._embed, self.settings.min_support)
+
+    # ------------------------------------------------------------------------- the pipeline
+
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        mode: str | None = None,
+        filters: Filters | None = None,
+        stream: StreamFn | None = None,
+    ) -> Answer:
+        question = " ".join(question.split())
+        if not question:
+            raise RagError("empty question: ask something")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise RagError(f"question too long ({len(question)} characters; at most {MAX_QUESTION_CHARS})")
+        mode = mode or self.settings.mode
+        t0 = time.perf_counter()
+        qvec = self.retriever.embed_query(question)
+        hits = self.retriever.search(
+            question, k=k or self.settings.sources, filters=filters, query_vector=qvec
+        )
+        timings = {"retrieve": time.perf_counter() - t0}
+        sources = self.sources(hits)
+        signals, missing = self.signals(question, qvec, hits, sources, filters)
+        verdict = self.decide(signals, missing)
+        if not verdict.answer or not sources:
+            ans = Answer(question, ABSTAIN_MESSAGE, True, mode, [], closest=hits)
+            ans.abstain_reason = verdict.reason or "nothing was retrieved"
+        elif mode == "extractive":
+            ans = self._extractive(question, qvec, sources)
+        else:
+            ans = self._generate(question, qvec, sources, stream, timings)
+        ans.evidence_score = signals["sentence_cos"]
+        ans.confidence, ans.signals, ans.closest = verdict.confidence, signals, hits
+        timings["total"] = time.perf_counter() - t0
+        ans.timings = {**timings, **ans.timings}
+        return ans
+
+    def _extractive(self, question: str, qvec: np.ndarray, sources: list[Source]) -> Answer:
+        """The selected passages, quoted and cited (see rag.answer.extractive)."""
+        return render(question, "extractive", self.select(question, qvec, sources), sources)
+
+    def _generate(
+        self,
+        question: str,
+        qvec: np.ndarray,
+        sources: list[Source],
+        stream: StreamFn | None,
+        timings: dict[str, float],
+    ) -> Answer:
+        """The model's draft, verified; the extractive answer when no sentence of it stands."""
+        shown = prompt.shown(sources, self.settings)  # verification accepts only what the model was shown
+        t0 = time.perf_counter()
+        llm = self.llm
+        timings["llm_load"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        parts: list[str] = []
+        first = None
+        for token in local_llm.generate(llm, self.prompt(question, shown, qvec), self.llm_settings):
+            if first is None:
+                first = time.perf_counter() - t1
+            parts.append(token)
+            if stream:
+                stream(token)
+        timings["first_token"] = first if first is not None else 0.0
+        timings["generate"] = time.perf_counter() - t1
+        draft = "".join(parts).strip()
+        kept, dropped = self.verify(draft, shown)
+        ans = render(question, "llm", kept, shown) if kept else self._extractive(question, qvec, sources)
+        ans.dropped, ans.draft = dropped, draft
+        return ans
+
+
+def render(question: str, mode: str, sentences: list[Sentence], sources: list[Source]) -> Answer:
+    """Renumber citations 1..m in order of first use, and render the answer text."""
+    by_n = {s.n: s for s in sources}
+    order: dict[int, int] = {}
+    for _, cites, _ in sentences:
+        for n in cites:
+            order.setdefault(n, len(order) + 1)
+    rendered = []
+    final: list[Sentence] = []
+    for text, cites, sup in sentences:
+        new = [order[n] for n in cites]
+        body = text.rstrip()
+        rendered.append(body + " " + "".join(f"[{m}]" for m in new))
+        final.append((body, new, sup))
+    citations = [
+        Citation(
+            n=m,
+            url=by_n[n].hit.chunk.url,
+            title=by_n[n].hit.chunk.title,
+            chunk_id=by_n[n].hit.chunk.chunk_id,
+            text=by_n[n].hit.chunk.text,
+            published=by_n[n].hit.chunk.published,
+        )
+        for n, m in order.items()
+    ]
+    return Answer(question, " ".join(rendered), False, mode, citations, sentences=final)

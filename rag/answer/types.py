@@ -1,0 +1,72 @@
+"""The records the answer path passes between its parts, and what `rag ask` returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rag.retrieve import Hit
+
+ABSTAIN_MESSAGE = "The indexed articles do not answer this."
+
+StreamFn = Callable[[str], None]
+# A sentence of an answer: its text, the numbers of the sources it cites, and how well they
+# support it (1.0 for a quotation).
+Sentence = tuple[str, list[int], float]
+
+
+@dataclass
+class Source:
+    """A retrieved chunk as the answer path reads it: numbered, split into sentences (those that
+    read as instructions to a model withheld), one embedding per sentence."""
+
+    n: int
+    hit: Hit
+    sentences: list[str]
+    vectors: np.ndarray  # one row per sentence
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    url: str
+    title: str
+    chunk_id: str
+    text: str
+    published: str | None
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    mode: str  # "llm" or "extractive"
+    citations: list[Citation]
+    sentences: list[Sentence] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # model sentences removed as unsupported
+    closest: list[Hit] = field(default_factory=list)
+    evidence_score: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    draft: str = ""
+    abstain_reason: str = ""
+    confidence: float | None = None  # the abstention model's probability that this is answerable
+    signals: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "abstain_reason": self.abstain_reason,
+            "mode": self.mode,
+            "citations": [
+                {"n": c.n, "url": c.url, "title": c.title, "chunk_id": c.chunk_id, "text": c.text}
+                for c in self.citations
+            ],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
