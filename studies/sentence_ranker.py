@@ -16,19 +16,14 @@ Run: python -m studies.sentence_ranker [--folds 4] [--out FILE]   (about 2 minut
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-import rag.answer as answer_module
-from rag.answer import (
-    _answerable_sentence,
-    best_first_unique,
-    fits_kind,
-    passage,
-    question_kind,
-)
+from rag.answer import extractive
+from rag.answer.extractive import answerable_sentence, best_first_unique, fits_kind, passage, question_kind
 from rag.assembly import open_answerer
 from rag.config import PROJECT_ROOT, load_settings
 from rag.evaluation.questions import asked_text, load_questions
@@ -48,7 +43,7 @@ def features(question: str, qvec: np.ndarray, sources: list) -> list[tuple[list[
     for s in sources:
         sims = s.vectors @ qvec
         for i, sent in enumerate(s.sentences):
-            if not _answerable_sentence(sent):
+            if not answerable_sentence(sent):
                 continue
             words = content_words(sent)
             x = [
@@ -62,8 +57,8 @@ def features(question: str, qvec: np.ndarray, sources: list) -> list[tuple[list[
                 float(sims[i + 1]) if i + 1 < len(sims) else 0.0,
                 float(sims[i - 1]) if i > 0 else 0.0,
                 float(sims[i]) - top,
-                float(bool(answer_module._NUMBER_RE.search(sent))),
-                float(bool(answer_module._REFERENCE_RE.match(sent))),
+                float(bool(extractive._NUMBER_RE.search(sent))),
+                float(bool(extractive._REFERENCE_RE.match(sent))),
                 len(words - qwords) / max(1, len(words)),
             ]
             out.append((x, s.n, i))
@@ -75,7 +70,9 @@ def ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     return np.linalg.solve(xb.T @ xb + lam * np.eye(xb.shape[1]), xb.T @ y)
 
 
-def fitted_ranking(w: np.ndarray, scale: float):  # noqa: ANN201 - replaces rag.answer._ranked_sentences
+def fitted_ranking(w: np.ndarray, scale: float) -> Callable[..., list[tuple[float, int, int]]]:
+    """A replacement for extractive.ranked_sentences that scores with the fitted weights."""
+
     def ranked(question: str, qvec: np.ndarray, sources: list) -> list[tuple[float, int, int]]:
         scored = [(scale * float(w[:-1] @ x + w[-1]), n, i) for x, n, i in features(question, qvec, sources)]
         return best_first_unique(scored, sources)
@@ -122,7 +119,7 @@ def main() -> None:
             ys.append(recall(c["gold"], " ".join(sents[j] for j in passage(sents, i) or [i])))
             fs.append(fold[c["article"]])
     x, y, f = np.array(xs), np.array(ys), np.array(fs)
-    shipped = answer_module._ranked_sentences
+    shipped = extractive.ranked_sentences
     lines = [
         "# A fitted sentence scorer for extractive answers (studies/sentence_ranker.py)",
         "",
@@ -138,12 +135,12 @@ def main() -> None:
         for lam in (1.0, 10.0):
             got = []
             for k in range(args.folds):
-                answer_module._ranked_sentences = fitted_ranking(ridge(x[f != k], y[f != k], lam), scale)
+                extractive.ranked_sentences = fitted_ranking(ridge(x[f != k], y[f != k], lam), scale)
                 for c in cases:
                     if fold[c["article"]] == k:
                         sel = answerer.select(c["asked"], c["qvec"], c["sources"])
                         got.append(recall(c["gold"], " ".join(t for t, _, _ in sel)))
-            answer_module._ranked_sentences = shipped
+            extractive.ranked_sentences = shipped
             lines.append(f"| fitted, scale {scale:g}, ridge {lam:g}, out of fold | {np.mean(got):.3f} |")
     weights = np.round(ridge(x, y, 1.0), 3)
     named = ", ".join(f"{n} {w:+.3f}" for n, w in zip([*FEATURES, "bias"], weights, strict=True))
