@@ -424,8 +424,8 @@ def test_the_default_store_never_imports_milvus(real_index):
     code = (
         "import sys; from rag import cli; sys.argv = ['rag', 'search', 'python', '--index', "
         f"{str(real_index)!r}, '--json']\n"
-        "cli._quick_exit_after = lambda settings: None  # end normally, so that we can look\n"
-        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "try:\n    cli.main(quick_exit=False)  # end normally, so that we can look\n"
+        "except SystemExit:\n    pass\n"
         "print('MILVUS' if any(m.startswith(('pymilvus', 'milvus_lite')) for m in sys.modules) else 'CLEAN')"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
