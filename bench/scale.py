@@ -1257,7 +1257,7 @@ def profile_breakdown(prof: cProfile.Profile) -> list[tuple[str, float]]:
         ),
         (
             "`Article.content_hash` + `Article.id` (hashing every input article)",
-            cum(lambda f, ln, fn: f.endswith("ingest.py") and fn in ("content_hash", "id")),
+            cum(lambda f, ln, fn: f.endswith("records.py") and fn in ("content_hash", "id")),
         ),
         ("`index_articles`' own loops over every article (dicts, sums)", index_own),
         (

@@ -142,9 +142,9 @@ def llm_works(settings) -> None:
     """The LLM answers a 300-token prompt in a child process. Tests that run the LLM in this
     process depend on it, so a library built for another CPU fails them instead of killing the
     whole suite with "Illegal instruction"."""
-    from rag.llm import model_file
     from rag.doctor import run_probe
     from rag.errors import RagError
+    from rag.llm import model_file
 
     try:
         run_probe(model_file(settings.llm))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rag.answer import Answerer, is_instruction
-from rag.llm import load_llm
 from rag.errors import RagError
+from rag.llm import load_llm
 from rag.text import content_words
 from tests.conftest import SEED, run_rag
 
