@@ -1,0 +1,154 @@
+"""The reader: a small model of our own that reads a (question, passage) pair and says whether the
+passage answers the question, and where.
+
+The model is all-MiniLM-L6-v2 (the embedder's encoder) with its top layers fine-tuned on SQuAD 2.0
+and two heads: an answerability logit from [CLS] and start/end logits over the passage's tokens. It
+ships as one ONNX graph (int8 weights) in `models/reader/`, written by `training/reader/export.py`
+from the checkpoint that `training/reader/train.py` trains; `models/reader/README.md` gives its
+figures. It runs through onnxruntime with the embedder's own word-piece tokenizer (no torch).
+
+Input is `[CLS] question [SEP] passage [SEP]`, at most MAX_TOKENS word pieces. A longer passage is
+read in overlapping windows (STRIDE word pieces shared); its reading is that of its best window.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import RagError
+
+MODEL_FILE = Path(__file__).resolve().parents[1] / "models" / "reader" / "reader.onnx"
+MAX_TOKENS = 384  # what the model was trained on (training/reader/train.py --max-len)
+STRIDE = 128  # word pieces two windows of a long passage share
+MAX_ANSWER_TOKENS = 30  # the longest span considered, as in training
+WINDOWS_PER_RUN = 16
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader makes of one passage.
+
+    `score` is the probability that the passage answers the question; `start` and `end` are
+    character offsets into the passage of the most likely answer span (present even when the
+    score is low: it is then the best guess of an unlikely answer), and `text` is
+    `passage[start:end]`.
+    """
+
+    score: float
+    start: int
+    end: int
+    text: str
+
+
+def _sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-x)))
+
+
+class Reader:
+    """The ONNX reader, loaded on the first `read` (a missing file is a RagError then)."""
+
+    def __init__(self, path: Path | None = None, threads: int = 0, max_tokens: int = MAX_TOKENS) -> None:
+        self.path = Path(path or os.environ.get("RAG_READER_MODEL") or MODEL_FILE)
+        self.threads = threads
+        self.max_tokens = max_tokens
+        self._session = None
+        self._tokenizer = None
+
+    def _load(self) -> None:
+        if self._session is not None:
+            return
+        if not self.path.is_file():
+            raise RagError(
+                f"reader model not found at {self.path}: it ships in models/reader/ of rag's repository "
+                "(reinstall rag from a checkout, or set RAG_READER_MODEL to the file)"
+            )
+        import onnxruntime as ort
+
+        from rag.embed import read_tokenizer
+
+        opts = ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        opts.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own unexported error types
+            raise RagError(
+                f"{self.path}: cannot load the reader model ({e}); restore it from the repository"
+            ) from None
+        tok = read_tokenizer()
+        # Long passages become several windows; the question is never cut.
+        tok.enable_truncation(self.max_tokens, stride=STRIDE, strategy="only_second")
+        self._tokenizer = tok
+        self._session = session
+
+    def _windows(self, question: str, passages: Sequence[str]):
+        """(passage index, encoding) for every window of every passage."""
+        assert self._tokenizer is not None
+        out = []
+        for i, enc in enumerate(self._tokenizer.encode_batch([(question, p) for p in passages])):
+            out.append((i, enc))
+            out.extend((i, o) for o in enc.overflowing)
+        return out
+
+    def _run(self, encs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        assert self._session is not None
+        width = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), width), dtype=np.int64)
+        types = np.zeros_like(ids)
+        mask = np.zeros_like(ids)
+        for r, e in enumerate(encs):
+            n = len(e.ids)
+            ids[r, :n] = e.ids
+            types[r, :n] = e.type_ids
+            mask[r, :n] = 1
+        feed = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+        answer, start, end = self._session.run(["answer_logit", "start_logits", "end_logits"], feed)
+        return np.asarray(answer), np.asarray(start), np.asarray(end)
+
+    @staticmethod
+    def _best_span(enc, start: np.ndarray, end: np.ndarray) -> tuple[int, int]:
+        """Character offsets of the best passage span (start <= end, at most MAX_ANSWER_TOKENS)."""
+        passage = [
+            i
+            for i, (t, s) in enumerate(zip(enc.type_ids, enc.special_tokens_mask, strict=True))
+            if t == 1 and not s
+        ]
+        if not passage:
+            return 0, 0
+        p = np.asarray(passage)
+        grid = start[p][:, None] + end[p][None, :]
+        gap = p[None, :] - p[:, None]
+        grid = np.where((gap >= 0) & (gap < MAX_ANSWER_TOKENS), grid, -np.inf)
+        s, e = np.unravel_index(int(np.argmax(grid)), grid.shape)
+        return enc.offsets[p[s]][0], enc.offsets[p[e]][1]
+
+    def read(self, question: str, passages: Sequence[str]) -> list[Reading]:
+        """One Reading per passage, in the order given."""
+        if not passages:
+            return []
+        self._load()
+        windows = self._windows(question, passages)
+        best: list[tuple[float, int, int] | None] = [None] * len(passages)
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1].ids))
+        for b in range(0, len(order), WINDOWS_PER_RUN):
+            chunk = [windows[w] for w in order[b : b + WINDOWS_PER_RUN]]
+            answer, start, end = self._run([e for _, e in chunk])
+            for r, (i, enc) in enumerate(chunk):
+                n = len(enc.ids)
+                logit = float(answer[r])
+                current = best[i]
+                if current is None or logit > current[0]:
+                    s, e = self._best_span(enc, start[r, :n], end[r, :n])
+                    best[i] = (logit, s, e)
+        out = []
+        for passage, found in zip(passages, best, strict=True):
+            assert found is not None
+            logit, s, e = found
+            out.append(Reading(_sigmoid(logit), s, e, passage[s:e]))
+        return out
