@@ -34,6 +34,11 @@ SIGNALS = {
     "agreement": "1 when dense and lexical search rank the same article first",
     "coverage": "share of the question's content words found in the retrieved sources",
     "missing": "names and numbers of the question no retrieved source mentions",
+    "peak": "best sentence similarity minus the mean of the 4th to 10th best (how far it stands out)",
+    "local_coverage": "share of the question's content words in the best sentence and its neighbours",
+    "best_missing": "names and numbers of the question the first retrieved chunk does not mention",
+    "kind_missing": "1 when the question asks for a date, number, name or place and none of the "
+    "three closest sentences holds one",
 }
 TARGET_ANSWER = 0.92
 TARGET_ABSTAIN = 0.90
@@ -47,6 +52,10 @@ _WHY = {
     "agreement": "meaning and wording point at different articles",
     "coverage": "the sources cover only {v:.0%} of the question's words",
     "missing": "the sources do not mention some of the question's names or numbers",
+    "peak": "no retrieved sentence stands out from the others (by {v:.2f})",
+    "local_coverage": "the closest passage holds only {v:.0%} of the question's words",
+    "best_missing": "the closest source does not mention some of the question's names or numbers",
+    "kind_missing": "no close sentence holds the kind of value the question asks for",
 }
 
 
@@ -60,7 +69,9 @@ class AbstentionModel:
     weights: list[float]
     bias: float
     threshold: float
-    veto_missing: bool = True  # abstain whenever a name or number of the question is missing
+    veto_missing: bool = True
+    # Below `threshold` and at or above this: unsure (the closest passages, not called an answer).
+    unsure_threshold: float | None = None  # abstain whenever a name or number of the question is missing
     l2: float = 1.0
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -109,13 +120,17 @@ def _sigmoid(x: Any) -> Any:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = 1.0, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """Weights and bias minimising the class-balanced log loss + l2/2 * |w|^2 (bias unpenalised),
-    by Newton's method. `x` should be standardised; `y` is 1 for answerable."""
+    by Newton's method. `x` should be standardised; `y` is 1 for answerable; `weights` weigh the
+    questions within their class (each class still weighs half)."""
     n, d = x.shape
-    pos = max(1, int(y.sum()))
-    neg = max(1, n - pos)
-    sw = np.where(y == 1, n / (2 * pos), n / (2 * neg))  # each class weighs half
+    w0 = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    pos = max(1e-12, float(w0[y == 1].sum()))
+    neg = max(1e-12, float(w0[y == 0].sum()))
+    sw = w0 * np.where(y == 1, n / (2 * pos), n / (2 * neg))  # each class weighs half
     a = np.hstack([x, np.ones((n, 1))])
     theta = np.zeros(d + 1)
     reg = np.full(d + 1, l2)
@@ -147,6 +162,35 @@ def choose_threshold(p: np.ndarray, y: np.ndarray) -> float:
     scores = np.array([margin(float(t)) for t in cands])
     ties = cands[np.abs(scores - scores.max()) < 1e-12]
     return float(ties[len(ties) // 2])
+
+
+def cost_cuts(
+    p: np.ndarray, y: np.ndarray, costs: Any, weights: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    """(answer cut, unsure cut, expected cost): answered at p >= the answer cut, unsure between
+    the cuts, abstained below, choosing the pair with the least expected cost (rag.config.
+    DecisionCosts), each class weighing half. `weights` weigh the questions within their class
+    (so that corpora of different sizes can count alike)."""
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    wpos = np.where(y == 1, w, 0.0) / max(1e-12, float(w[y == 1].sum()))
+    wneg = np.where(y == 0, w, 0.0) / max(1e-12, float(w[y == 0].sum()))
+    vals = np.unique(p)
+    cands = np.unique(np.quantile(vals, np.linspace(0, 1, 201)))
+    cands = np.concatenate([[vals[0] - 1e-6], cands, [vals[-1] + 1e-6]])
+    # Weight of each class below each candidate cut (p < t), then every pair (unsure cut <= answer
+    # cut) at once: rows are answer cuts, columns unsure cuts.
+    below_pos = np.array([wpos[p < t].sum() for t in cands])
+    below_neg = np.array([wneg[p < t].sum() for t in cands])
+    refused = below_pos[None, :]
+    unsure_pos = below_pos[:, None] - below_pos[None, :]
+    answered_neg = 1.0 - below_neg[:, None]
+    unsure_neg = below_neg[:, None] - below_neg[None, :]
+    cost = 0.5 * (costs.false_refusal * refused + costs.unsure_answerable * unsure_pos) + 0.5 * (
+        costs.false_answer * answered_neg + costs.unsure_unanswerable * unsure_neg
+    )
+    cost = np.where(np.arange(len(cands))[None, :] <= np.arange(len(cands))[:, None], cost, np.inf)
+    ia, iu = np.unravel_index(int(np.argmin(cost)), cost.shape)
+    return float(cands[ia]), float(cands[iu]), float(cost[ia, iu])
 
 
 def matrix(rows: Sequence[dict[str, float]]) -> np.ndarray:

@@ -108,6 +108,31 @@ class AnswerSettings(_Section):
         description="Continue each chosen passage with the sentences after it while the answer is "
         "shorter than this (0: never).",
     )
+    factoid_passages: int = Field(
+        1,
+        ge=1,
+        le=3,
+        description="Passages in the answer to a question that asks for one fact (a date, number, name "
+        "or place): the sentence that holds it leads, without the explanation around it.",
+    )
+    factoid_fill_words: int = Field(
+        0, ge=0, le=1000, description="fill_words for a question that asks for one fact."
+    )
+
+
+class DecisionCosts(_Section):
+    """What each outcome costs when it is wrong, relative to a wrong answer: the answer decision's
+    cut points are the ones with the least expected cost on the questions it was fitted on (each
+    class, answerable and unanswerable, weighing half). Provenance: set by hand for this round's
+    decision (issue 25); a confident answer to an unanswerable question misleads (1.0), a refusal
+    of an answerable one hides a passage the user could have read (1.0), and an unsure outcome
+    shows the closest passages marked as such, which costs the reader a judgement (0.4 either way:
+    cheaper than being wrong, not free)."""
+
+    false_answer: float = Field(1.0, ge=0, description="An unanswerable question answered.")
+    false_refusal: float = Field(1.0, ge=0, description="An answerable question refused.")
+    unsure_answerable: float = Field(0.4, ge=0, description="An answerable question found unsure.")
+    unsure_unanswerable: float = Field(0.4, ge=0, description="An unanswerable question found unsure.")
 
 
 class LLMSettings(_Section):
@@ -127,6 +152,7 @@ class Settings(_Section):
     store: StoreSettings = StoreSettings()
     retrieve: RetrieveSettings = RetrieveSettings()
     answer: AnswerSettings = AnswerSettings()
+    costs: DecisionCosts = DecisionCosts()
     llm: LLMSettings = LLMSettings()
 
 

@@ -522,6 +522,11 @@ def answer_collection(
         meant = _articles_meant(query, articles, retriever, cited)
         if not meant:
             return None
+        field = "author" if query.kind == "author" else "published"
+        if not query.named and not all(getattr(a, field) for a, _ in meant):
+            # "Who wrote To Kill a Mockingbird?" over an encyclopaedia page of that title asks
+            # about the book, not the page: without the page's own author, it goes to the text.
+            return None
         for a, chunk in meant:
             (_say_author if query.kind == "author" else _say_date)(out, a, chunk)
     elif query.kind == "by_author":

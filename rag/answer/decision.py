@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.abstain import AbstentionModel
-from rag.answer.facts import missing_facts, veto_reason
+from rag.answer.extractive import FACTOID_KINDS, fits_kind, question_kind
+from rag.answer.facts import facts, missing_facts, veto_reason
 from rag.answer.sources import sentence_key
 from rag.answer.types import Source
 from rag.retrieve import Hit
@@ -25,14 +26,19 @@ from rag.text import content_words, query_words
 
 @dataclass(frozen=True)
 class Decision:
-    """Whether to answer; `score` is the number compared with `threshold` (None when the names
-    veto decided), `confidence` the fitted model's probability when there is one."""
+    """The outcome ("answered", "unsure" or "abstained"); `score` is the number compared with
+    the cut points (None when the names veto decided), `confidence` the fitted model's
+    probability when there is one."""
 
-    answer: bool
+    outcome: str
     score: float | None
-    threshold: float
+    threshold: float  # the score an answer needs
     confidence: float | None
-    reason: str  # why not, when not answering
+    reason: str  # why not an answer, when it is not one
+
+    @property
+    def answer(self) -> bool:
+        return self.outcome == "answered"
 
 
 def decide(
@@ -41,22 +47,25 @@ def decide(
     model: AbstentionModel | None,
     abstain_below: float,
 ) -> Decision:
-    """The decision on a question's signals: the fitted model when there is one, else the
-    similarity threshold; the names veto first (the model's `veto_missing` may turn it off)."""
+    """The decision on a question's signals: the fitted model when there is one (answered at or
+    above its threshold, unsure at or above its lower cut, abstained below), else the similarity
+    threshold (answered or abstained); the names veto first (the model's `veto_missing` may turn
+    it off)."""
     confidence = model.probability(signals) if model is not None else None
     if missing and (model is None or model.veto_missing):
         threshold = model.threshold if model is not None else abstain_below
-        return Decision(False, None, threshold, confidence, veto_reason(missing))
+        return Decision("abstained", None, threshold, confidence, veto_reason(missing))
     if model is not None:
         p = float(confidence or 0.0)
         if p >= model.threshold:
-            return Decision(True, p, model.threshold, p, "")
-        return Decision(False, p, model.threshold, p, model.explain(signals))
+            return Decision("answered", p, model.threshold, p, "")
+        unsure = model.unsure_threshold is not None and p >= model.unsure_threshold
+        return Decision("unsure" if unsure else "abstained", p, model.threshold, p, model.explain(signals))
     score = signals["sentence_cos"]
     if score < abstain_below:
         why = f"the closest evidence scores {score:.2f}, below {abstain_below}"
-        return Decision(False, score, abstain_below, None, why)
-    return Decision(True, score, abstain_below, None, "")
+        return Decision("abstained", score, abstain_below, None, why)
+    return Decision("answered", score, abstain_below, None, "")
 
 
 def signals(
@@ -80,6 +89,7 @@ def signals(
     missing = missing_facts(question, hits)
     sims = best_sentence_sims(qvec, sources)
     return {
+        **_relative_signals(question, qvec, hits, sources, qwords, sims),
         "sentence_cos": mean_of_best(sims, 1),
         "sentence_cos_top3": mean_of_best(sims, 3),
         "chunk_cos": float(dense[0][1]) if dense else -1.0,
@@ -88,6 +98,51 @@ def signals(
         "coverage": len(qwords & content_words(text)) / len(qwords) if qwords else 0.0,
         "missing": float(len(missing)),
     }, missing
+
+
+def _relative_signals(
+    question: str,
+    qvec: np.ndarray,
+    hits: list[Hit],
+    sources: list[Source],
+    qwords: set[str],
+    sims: list[float],
+) -> dict[str, float]:
+    """Signals that mean the same on any corpus: how far the best sentence stands out from the
+    other retrieved sentences (a dense corpus lifts them all), and what the best passage itself
+    holds of the question (its words, its names, the kind of value asked for)."""
+    best = max(
+        ((float(sim), s, i) for s in sources for i, sim in enumerate((s.vectors @ qvec).tolist())),
+        key=lambda x: x[0],
+        default=None,
+    )
+    if best is None:
+        return {
+            "peak": 0.0,
+            "local_coverage": 0.0,
+            "best_missing": float(len(facts(question))),
+            "kind_missing": 0.0,
+        }
+    _, src, i = best
+    local = " ".join(src.sentences[max(0, i - 1) : i + 2])
+    kind = question_kind(question)
+    kind_missing = 0.0
+    if kind in FACTOID_KINDS:
+        ranked = sorted(
+            (
+                (float(sim), sent)
+                for s in sources
+                for sent, sim in zip(s.sentences, (s.vectors @ qvec).tolist(), strict=True)
+            ),
+            reverse=True,
+        )[:3]
+        kind_missing = float(not any(fits_kind(kind, sent, qwords) for _, sent in ranked))
+    return {
+        "peak": sims[0] - float(np.mean(sims[3:10])) if len(sims) > 3 else 0.0,
+        "local_coverage": len(qwords & content_words(local)) / len(qwords) if qwords else 0.0,
+        "best_missing": float(len(missing_facts(question, hits[:1]))) if hits else 0.0,
+        "kind_missing": kind_missing,
+    }
 
 
 def best_sentence_sims(qvec: np.ndarray, sources: list[Source]) -> list[float]:

@@ -42,6 +42,17 @@ _COUNT_Q_RE = re.compile(
     re.IGNORECASE,
 )
 _WHEN_Q_RE = re.compile(r"^\s*when\b|\bwhat (?:year|date|month|day|decade)\b|\bin which year\b", re.I)
+_WHO_Q_RE = re.compile(
+    r"^\s*(?:who|whom|whose)\b|\bby whom\b|\bwhich (?:person|people|group|king|leader)\b", re.I
+)
+_WHERE_Q_RE = re.compile(
+    r"^\s*where\b|\b(?:in|from|to) (?:what|which) (?:country|city|region|place|state|town|area|part)\b",
+    re.IGNORECASE,
+)
+_NAME_RE = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z\-]+")
+# Questions that ask for one fact (a date, a number, a name, a place): their answer leads with
+# the sentence that holds it, without the explanation that follows.
+FACTOID_KINDS = frozenset({"when", "count", "who", "where"})
 _DEFINING_RE = re.compile(
     r"\b(?:is|are|was|were)\s+(?:a|an|the|when|what|how|one|simply|basically|essentially|called)\b"
     r"|\brefers? to\b|\bmeans?\b|\bis defined\b|\bstands? for\b|\bknown as\b|\bis called\b"
@@ -59,12 +70,17 @@ def select(
 ) -> list[Sentence]:
     """One to three passages, each a retrieved sentence with the context it needs, as
     (sentence, [source number], 1.0) in reading order. See `passage` for the context each
-    sentence brings, and `fill_passages` for what follows it when `fill` is on."""
+    sentence brings, and `fill_passages` for what follows it when `fill` is on. A question that
+    asks for one fact (FACTOID_KINDS) gets `factoid_passages` passages, filled to
+    `factoid_fill_words`."""
     by_n = {s.n: s for s in sources}
     unique = ranked_sentences(question, qvec, sources)
     if not unique:
         return []
-    passages = pick_passages(unique, by_n, settings, fill)
+    factoid = question_kind(question) in FACTOID_KINDS
+    most = settings.factoid_passages if factoid else 3
+    fill_words = (settings.factoid_fill_words if factoid else settings.fill_words) if fill else 0
+    passages = pick_passages(unique, by_n, settings.max_answer_words, most, fill_words)
     # Reading order: by article (as first retrieved), then position in the article.
     first_seen: dict[str, int] = {}
     for s in sources:
@@ -79,17 +95,22 @@ def select(
 
 
 def pick_passages(
-    unique: list[tuple[float, int, int]], by_n: dict[int, Source], settings: AnswerSettings, fill: bool = True
+    unique: list[tuple[float, int, int]],
+    by_n: dict[int, Source],
+    max_words: int,
+    most: int = 3,
+    fill_words: int = 0,
 ) -> list[Passage]:
-    """Up to three passages from the ranked sentences, within the answer's word budget and
-    without repeating a sentence."""
+    """Up to `most` passages from the ranked sentences, within the answer's word budget and
+    without repeating a sentence, each continued (see `fill_passages`) while the answer is
+    under `fill_words`."""
     best = unique[0][0]
     home = by_n[unique[0][1]].hit.chunk.article_id
     passages: list[Passage] = []
     used: set[str] = set()
     words = 0
     for score, n, i in unique[:6]:
-        if len(passages) == 3:
+        if len(passages) == most:
             break
         sents = by_n[n].sentences
         if passages:
@@ -107,20 +128,24 @@ def pick_passages(
                 continue
             keys = [sentence_key(sents[j]) for j in span]
         size = sum(len(sents[j].split()) for j in span)
-        if passages and words + size > settings.max_answer_words:
+        if passages and words + size > max_words:
             continue
-        if not passages and size > settings.max_answer_words and len(span) > 1:
+        if not passages and size > max_words and len(span) > 1:
             span, keys, size = [i], [sentence_key(sents[i])], len(sents[i].split())  # the sentence alone
         passages.append((n, span))
         used.update(keys)
         words += size
-    if fill:
-        fill_passages(passages, by_n, used, words, settings)
+    fill_passages(passages, by_n, used, words, fill_words, max_words)
     return passages
 
 
 def fill_passages(
-    passages: list[Passage], by_n: dict[int, Source], used: set[str], words: int, settings: AnswerSettings
+    passages: list[Passage],
+    by_n: dict[int, Source],
+    used: set[str],
+    words: int,
+    fill_words: int,
+    max_words: int,
 ) -> None:
     """Continue each passage, in the order chosen, with the sentences that follow it in its
     source while the answer is under `fill_words`: the sentence after the one that matched
@@ -129,11 +154,11 @@ def fill_passages(
     for n, span in passages:
         sents = by_n[n].sentences
         j = span[-1] + 1
-        while words < settings.fill_words and j < len(sents):
+        while words < fill_words and j < len(sents):
             nxt, size = sents[j], len(sents[j].split())
             if not answerable_sentence(nxt) or nxt.rstrip().endswith(":") or sentence_key(nxt) in used:
                 break
-            if words + size > settings.max_answer_words:
+            if words + size > max_words:
                 break
             span.append(j)
             used.add(sentence_key(nxt))
@@ -142,13 +167,18 @@ def fill_passages(
 
 
 def question_kind(question: str) -> str:
-    """What a question asks for: "when" (a date), "count" (a number), "define" (a definition), or ""."""
+    """What a question asks for: "when" (a date), "count" (a number), "where" (a place),
+    "define" (a definition: "what is X", "who was X"), "who" (a name), or ""."""
     if _WHEN_Q_RE.search(question):
         return "when"
     if _COUNT_Q_RE.search(question):
         return "count"
+    if _WHERE_Q_RE.search(question):
+        return "where"
     if _DEFINE_Q_RE.search(question):
         return "define"
+    if _WHO_Q_RE.search(question):
+        return "who"
     return ""
 
 
@@ -158,6 +188,9 @@ def fits_kind(kind: str, sentence: str, qwords: set[str]) -> bool:
         return bool(_DATE_RE.search(sentence))
     if kind == "count":
         return bool(_NUMBER_RE.search(sentence))
+    if kind in ("who", "where"):
+        # A name the question does not already hold.
+        return any(m.group(0).lower() not in qwords for m in _NAME_RE.finditer(sentence))
     # A definition names the question's subject and says what it is.
     return bool(_DEFINING_RE.search(sentence)) and bool(qwords & content_words(sentence))
 

@@ -8,6 +8,7 @@ module composes them and renders the result as an `Answer` with renumbered citat
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,7 @@ import numpy as np
 
 from rag import llm as local_llm
 from rag.abstain import AbstentionModel
-from rag.answer import decision
-from rag.answer import extractive, prompt, verify
+from rag.answer import collection, decision, extractive, prompt, verify
 from rag.answer.sources import read_sources, sources_from_texts
 from rag.answer.types import ABSTAIN_MESSAGE, Answer, Citation, Sentence, Source, StreamFn
 from rag.config import AnswerSettings, LLMSettings
@@ -112,7 +112,12 @@ class Answerer:
         mode: str | None = None,
         filters: Filters | None = None,
         stream: StreamFn | None = None,
+        typed: str | None = None,
+        cited: Sequence[str] = (),
     ) -> Answer:
+        """Answer `question` (as retrieval should read it: a follow-up carries its earlier topic).
+        `typed` is the question as the user typed it and `cited` the URLs the previous answer of a
+        conversation cited: "who wrote it?" is answered about those articles."""
         question = " ".join(question.split())
         if not question:
             raise RagError("empty question: ask something")
@@ -120,6 +125,15 @@ class Answerer:
             raise RagError(f"question too long ({len(question)} characters; at most {MAX_QUESTION_CHARS})")
         mode = mode or self.settings.mode
         t0 = time.perf_counter()
+        # Who wrote what, and when: answered from the stored metadata, cited like any answer.
+        query = None if filters else collection.collection_question(question)
+        if query is not None:
+            about = collection.answer_collection(
+                query, question, self.retriever.store.articles(), self.retriever
+            )
+            if about is not None:
+                about.timings = {"total": time.perf_counter() - t0}
+                return about
         qvec = self.retriever.embed_query(question)
         hits = self.retriever.search(
             question, k=k or self.settings.sources, filters=filters, query_vector=qvec
@@ -128,9 +142,14 @@ class Answerer:
         sources = self.sources(hits)
         signals, missing = self.signals(question, qvec, hits, sources, filters)
         verdict = self.decide(signals, missing)
-        if not verdict.answer or not sources:
-            ans = Answer(question, ABSTAIN_MESSAGE, True, mode, [], closest=hits)
+        if verdict.outcome == "abstained" or not sources:
+            ans = Answer(question, ABSTAIN_MESSAGE, True, mode, [], closest=hits, outcome="abstained")
             ans.abstain_reason = verdict.reason or "nothing was retrieved"
+        elif verdict.outcome == "unsure":
+            # The closest passages, quoted and cited, never drafted by the model: they are shown
+            # as what the sources say nearest to the question, not as its answer.
+            ans = self._extractive(question, qvec, sources)
+            ans.outcome, ans.abstain_reason = "unsure", verdict.reason
         elif mode == "extractive":
             ans = self._extractive(question, qvec, sources)
         else:
@@ -153,27 +172,51 @@ class Answerer:
         stream: StreamFn | None,
         timings: dict[str, float],
     ) -> Answer:
-        """The model's draft, verified; the extractive answer when no sentence of it stands."""
+        """The model's draft, verified sentence by sentence as it is written: `stream` receives
+        each sentence that stands (citations numbered as in the final answer), never one that is
+        dropped. The extractive answer when no sentence of the draft stands."""
         shown = prompt.shown(sources, self.settings)  # verification accepts only what the model was shown
         t0 = time.perf_counter()
         llm = self.llm
         timings["llm_load"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        parts: list[str] = []
-        first = None
+        checker = verify.Verifier(shown, self._embed, self.settings.min_support)
+        numbers: dict[int, int] = {}
+        draft, done, first = "", 0, None
+
+        def release(final: bool) -> None:
+            # Every sentence but the last is final: citations after a full stop join the
+            # sentence before them, so the last one may still grow.
+            nonlocal done
+            sents = verify.draft_sentences(draft)
+            upto = len(sents) if final else len(sents) - 1
+            for sent in sents[done:upto]:
+                kept = checker.check(sent)
+                if kept is not None and stream:
+                    stream(rendered_sentence(kept, numbers))
+            done = max(done, upto)
+
         for token in local_llm.generate(llm, self.prompt(question, shown, qvec), self.llm_settings):
             if first is None:
                 first = time.perf_counter() - t1
-            parts.append(token)
-            if stream:
-                stream(token)
+            draft += token
+            release(final=False)
+        release(final=True)
         timings["first_token"] = first if first is not None else 0.0
         timings["generate"] = time.perf_counter() - t1
-        draft = "".join(parts).strip()
-        kept, dropped = self.verify(draft, shown)
+        kept, dropped = checker.kept, checker.dropped
         ans = render(question, "llm", kept, shown) if kept else self._extractive(question, qvec, sources)
-        ans.dropped, ans.draft = dropped, draft
+        ans.dropped, ans.draft = dropped, draft.strip()
         return ans
+
+
+def rendered_sentence(sentence: Sentence, numbers: dict[int, int]) -> str:
+    """A kept sentence as the answer shows it, its sources numbered in order of first use
+    (`numbers` carries that order from one sentence to the next, as `render` numbers them)."""
+    text, cites, _ = sentence
+    for n in cites:
+        numbers.setdefault(n, len(numbers) + 1)
+    return text.rstrip() + " " + "".join(f"[{numbers[n]}]" for n in cites)
 
 
 def render(question: str, mode: str, sentences: list[Sentence], sources: list[Source]) -> Answer:
@@ -186,10 +229,8 @@ def render(question: str, mode: str, sentences: list[Sentence], sources: list[So
     rendered = []
     final: list[Sentence] = []
     for text, cites, sup in sentences:
-        new = [order[n] for n in cites]
-        body = text.rstrip()
-        rendered.append(body + " " + "".join(f"[{m}]" for m in new))
-        final.append((body, new, sup))
+        rendered.append(rendered_sentence((text, cites, sup), {**order}))
+        final.append((text.rstrip(), [order[n] for n in cites], sup))
     citations = [
         Citation(
             n=m,

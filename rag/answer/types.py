@@ -11,6 +11,9 @@ import numpy as np
 from rag.retrieve import Hit
 
 ABSTAIN_MESSAGE = "The indexed articles do not answer this."
+# What `ask` made of a question: an answer; the passages closest to it, shown as such because the
+# evidence is not strong enough to call them an answer; or a refusal with its reason.
+OUTCOMES = ("answered", "unsure", "abstained")
 
 StreamFn = Callable[[str], None]
 # A sentence of an answer: its text, the numbers of the sources it cites, and how well they
@@ -55,11 +58,13 @@ class Answer:
     abstain_reason: str = ""
     confidence: float | None = None  # the abstention model's probability that this is answerable
     signals: dict[str, float] = field(default_factory=dict)
+    outcome: str = "answered"  # one of OUTCOMES
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.answer,
+            "outcome": self.outcome,
             "abstained": self.abstained,
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "abstain_reason": self.abstain_reason,

@@ -27,35 +27,47 @@ def verify(
     draft: str, sources: list[Source], embed: EmbedFn, min_support: float
 ) -> tuple[list[Sentence], list[str]]:
     """Keep the draft's sentences that their cited source supports; drop the rest."""
-    by_n = {s.n: s for s in sources}
-    sents = draft_sentences(draft)
-    if not sents:
-        return [], []
-    plain = [" ".join(CITE_RE.sub("", s).split()) for s in sents]
-    vecs = embed(plain)
-    kept: list[Sentence] = []
-    dropped: list[str] = []
-    seen: set[frozenset[str]] = set()
-    titles = set().union(*(content_words(s.hit.chunk.title) for s in sources))
-    for sent, text, vec in zip(sents, plain, vecs, strict=True):
+    checker = Verifier(sources, embed, min_support)
+    for sent in draft_sentences(draft):
+        checker.check(sent)
+    return checker.kept, checker.dropped
+
+
+class Verifier:
+    """Checks a draft one sentence at a time, as the model writes it, so that only sentences
+    that stand are ever shown; remembers what it kept and dropped."""
+
+    def __init__(self, sources: list[Source], embed: EmbedFn, min_support: float) -> None:
+        self.by_n = {s.n: s for s in sources}
+        self.embed = embed
+        self.min_support = min_support
+        self.titles = set().union(*(content_words(s.hit.chunk.title) for s in sources))
+        self.seen: set[frozenset[str]] = set()
+        self.kept: list[Sentence] = []
+        self.dropped: list[str] = []
+
+    def check(self, sent: str) -> Sentence | None:
+        """The sentence (citations kept only where they support it) when it stands, else None."""
+        text = " ".join(CITE_RE.sub("", sent).split())
         words = frozenset(content_words(text))
         # Fragments, repeats, echoes of a title and questions state nothing a source could
         # support.
-        if len(words) < 3 or words in seen or words <= titles or text.rstrip().endswith("?"):
-            dropped.append(sent)
-            continue
-        seen.add(words)
+        if len(words) < 3 or words in self.seen or words <= self.titles or text.rstrip().endswith("?"):
+            self.dropped.append(sent)
+            return None
+        self.seen.add(words)
+        vec = self.embed([text])[0]
         cited = [int(n) for n in CITE_RE.findall(sent)]
-        valid = [n for n in dict.fromkeys(cited) if n in by_n]  # invented numbers go
-        candidates = valid or list(by_n)
-        scored = [(support(text, vec, by_n[n]), n) for n in candidates]
+        valid = [n for n in dict.fromkeys(cited) if n in self.by_n]  # invented numbers go
+        candidates = valid or list(self.by_n)
+        scored = [(support(text, vec, self.by_n[n]), n) for n in candidates]
         best, n = max(scored)
-        if best >= min_support and not is_instruction(text) and not flips(text, by_n[n]):
-            keep = [m for sc, m in scored if sc >= min_support] if valid else [n]
-            kept.append((text, keep, best))
-        else:
-            dropped.append(sent)
-    return kept, dropped
+        if best < self.min_support or is_instruction(text) or flips(text, self.by_n[n]):
+            self.dropped.append(sent)
+            return None
+        keep = [m for sc, m in scored if sc >= self.min_support] if valid else [n]
+        self.kept.append((text, keep, best))
+        return self.kept[-1]
 
 
 def draft_sentences(draft: str) -> list[str]:

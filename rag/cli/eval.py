@@ -65,8 +65,27 @@ TestOpt = Annotated[
     str,
     typer.Option("--test", help="Paired test for --compare, --check and --report: randomization or ttest."),
 ]
+SquadOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--squad",
+        help="Answerability on a SQuAD 2.0 file indexed as a corpus: answered, unsure and abstained "
+        "for answerable and impossible questions.",
+    ),
+]
+RemovalOpt = Annotated[
+    bool,
+    typer.Option(
+        "--removal",
+        help="With --beir: answerability by removal (half the queries lose their judged documents).",
+    ),
+]
 FitOpt = Annotated[
-    bool, typer.Option("--fit", help="With --answers: refit the abstention model and save it.")
+    bool,
+    typer.Option(
+        "--fit",
+        help="Refused: the answer decision is fitted across corpora by `python -m eval.fit_decision`.",
+    ),
 ]
 
 
@@ -86,6 +105,8 @@ def eval_(
     compare_runs: CompareOpt = False,
     test: TestOpt = "randomization",
     fit: FitOpt = False,
+    squad: SquadOpt = None,
+    removal: RemovalOpt = False,
     index_dir: IndexOpt = None,
     store: StoreOpt = None,
     uri: UriOpt = None,
@@ -102,6 +123,11 @@ def eval_(
     settings = settings_from(config, store=store, uri=uri)
     names = workflow.retriever_names(retriever)
     questions = questions or workflow.EVAL_DIR / "questions.jsonl"
+    if removal and beir is None:
+        raise typer.BadParameter("--removal needs --beir DATASET", param_hint="--removal")
+    if squad is not None or removal:
+        _answerability(settings, squad, beir if removal else None, name, as_json)
+        return
     if answers:
         _answers(settings, index_dir, questions, modes, report, as_json, fit, check, write_baseline)
         return
@@ -119,6 +145,25 @@ def eval_(
         workflow.html_report(ev.record, html, settings, test, comparison, ev.retriever, ev.questions)
         typer.echo(f"report written to {html}", err=True)
     _baseline(ev, test, write_baseline, check)
+
+
+def _answerability(
+    settings: Settings, squad: Path | None, beir: Path | None, name: str | None, as_json: bool
+) -> None:
+    """`rag eval --squad FILE` or `rag eval --beir DIR --removal`: the answer decision on a corpus
+    nobody tuned for, saved as a run."""
+    from rag.evaluation import workflow
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            typer.echo(f"asked {done}/{total}", err=True)
+
+    record, saved = workflow.evaluate_answerability(settings, squad, beir, name, progress)
+    typer.echo(f"run saved to {saved}", err=True)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in record.items() if k != "rows"}, ensure_ascii=False))
+    else:
+        typer.echo(record["table"])
 
 
 def _evaluate(
@@ -236,8 +281,6 @@ def _answers(
 
     build_missing = build_when_missing(settings, quiet=True)
     result = workflow.evaluate_answer_suite(settings, index_dir, questions, modes, fit, build_missing)
-    if fit:
-        typer.echo(f"abstention model written to {settings.paths.abstention}", err=True)
     if report:
         answers.write_answer_report(result, report)
     if as_json:

@@ -26,7 +26,7 @@ from rag.cli.core import (
     settings_from,
 )
 from rag.cli.index import build_when_missing
-from rag.cli.render import answer_json, print_answer, print_closest, print_hits
+from rag.cli.render import answer_json, print_answer, print_answer_head, print_closest, print_hits, wrapped
 from rag.config import Settings
 from rag.errors import RagError
 
@@ -92,17 +92,18 @@ def _answerer(settings: Settings, index_dir: Path | None, model: Path | None, qu
 
 
 @dataclass
-class _Draft:
-    """Shows the LLM's draft as its tokens come, dim on stderr; `shown` says whether any came."""
+class _Streamed:
+    """Prints each sentence of an LLM answer as soon as it is verified (a dropped one never
+    shows); `shown` says whether any came, so that the answer is not printed twice."""
 
-    label: str = ""  # written before the first token
+    follows: str | None = None
     shown: bool = False
 
-    def __call__(self, token: str) -> None:
-        if not self.shown and self.label:
-            typer.secho(self.label, dim=True, nl=False, err=True)
+    def __call__(self, sentence: str) -> None:
+        if not self.shown:
+            print_answer_head("llm", self.follows)
         self.shown = True
-        typer.secho(token, dim=True, nl=False, err=True)
+        typer.echo(wrapped(sentence))
 
 
 def ask(
@@ -145,12 +146,12 @@ def ask(
         answerer.preload()  # the model loads while the first question is retrieved
     for q in questions:
         turn = resolve(q, after)
-        draft = _Draft("draft: ")
-        ans = answerer.ask(turn.query, mode=mode, stream=None if as_json else draft)
+        streamed = _Streamed(turn.follows)
+        ans = answerer.ask(turn.query, mode=mode, stream=None if as_json else streamed)
         if as_json:
             typer.echo(json.dumps(answer_json(ans, turn), ensure_ascii=False))
         else:
-            print_answer(ans, draft.shown, turn.follows)
+            print_answer(ans, streamed.shown, turn.follows)
 
 
 def chat(
@@ -197,18 +198,26 @@ def _converse(answerer: Any, mode: str | None) -> None:
                 print_closest(last)
         elif line:
             turn = resolve(line, turn)
-            ans = _reply(answerer, turn, mode)
+            ans = _reply(answerer, turn, mode, last)
             last = ans if ans is not None else last
 
 
-def _reply(answerer: Any, turn: Any, mode: str | None) -> Any:
+def cited_by(answer: Any) -> list[str]:
+    """The articles an answer is about: those it cited, else (a refusal) the closest one."""
+    if answer is None:
+        return []
+    return [c.url for c in answer.citations] or [h.chunk.url for h in answer.closest[:1]]
+
+
+def _reply(answerer: Any, turn: Any, mode: str | None, last: Any = None) -> Any:
     """One chat turn answered and printed; an expected failure is said and the chat goes on
-    (then None)."""
-    draft = _Draft()
+    (then None). "Who wrote it?" asks about the articles the previous answer cited."""
+    streamed = _Streamed(turn.follows)
+    cited = cited_by(last)
     try:
-        ans = answerer.ask(turn.query, mode=mode, stream=draft)
+        ans = answerer.ask(turn.query, mode=mode, stream=streamed, typed=turn.question, cited=cited)
     except RagError as e:
         err(str(e))
         return None
-    print_answer(ans, draft.shown, turn.follows)
+    print_answer(ans, streamed.shown, turn.follows)
     return ans

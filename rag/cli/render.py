@@ -56,23 +56,40 @@ def print_hits(query: str, hits: list[Any], retriever: str) -> None:
         typer.echo(wrapped(snippet, pad))
 
 
-def print_answer(ans: Any, streamed: bool, follows: str | None = None) -> None:
-    """The answer and its sources, one line a cited article; or, when it abstained, why and the
-    closest articles."""
-    if streamed:
-        typer.echo("", err=True)
+UNSURE_HEAD = "not sure: the sources come closest to this, but may not answer it (quoted)"
+
+
+def print_answer_head(mode: str, follows: str | None = None, outcome: str = "answered") -> None:
+    """What a reader sees first: the follow-up note, then what kind of answer this is."""
     if follows:
         typer.secho(f"(following up on: {follows})", dim=True)
+    if outcome == "unsure":
+        typer.secho(UNSURE_HEAD, bold=True, fg=typer.colors.YELLOW)
+    else:
+        typer.secho("answer" if mode == "llm" else "answer (extractive: quoted from the sources)", bold=True)
+
+
+def print_answer(ans: Any, streamed: bool, follows: str | None = None) -> None:
+    """The answer and its sources, one line a cited article; when unsure, the closest passages
+    under a heading that says so; when it abstained, why and the closest articles. A streamed
+    answer's sentences are already on screen."""
     authors = {h.chunk.url: h.chunk.author for h in ans.closest}
     if ans.abstained:
+        if follows:
+            typer.secho(f"(following up on: {follows})", dim=True)
         _print_abstention(ans, authors)
         return
-    label = "answer" if ans.mode == "llm" else "answer (extractive: quoted from the sources)"
-    if streamed and ans.dropped:
-        label += f"; {len(ans.dropped)} unsupported sentence(s) removed"
-    typer.secho(label, bold=True)
-    for paragraph in ans.answer.split("\n"):
-        typer.echo(wrapped(paragraph))
+    if not streamed:
+        print_answer_head(ans.mode, follows, ans.outcome)
+        for paragraph in ans.answer.split("\n"):
+            typer.echo(wrapped(paragraph))
+    if ans.dropped and ans.draft:
+        whole = "; the answer quotes the sources instead" if ans.mode != "llm" else ""
+        typer.secho(
+            f"({len(ans.dropped)} unsupported sentence(s) of the model's draft removed{whole})", dim=True
+        )
+    if ans.outcome == "unsure" and ans.abstain_reason:
+        typer.secho(f"why not sure: {ans.abstain_reason}", dim=True)
     typer.echo("")
     typer.secho("Sources", bold=True)
     by_url: dict[str, list[Any]] = {}

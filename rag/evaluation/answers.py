@@ -151,6 +151,7 @@ def answer_row(answerer: Any, q: Question, asked: str, mode: str) -> dict[str, A
         "type": q.type,
         "answerable": bool(q.relevant),
         "abstained": ans.abstained,
+        "outcome": ans.outcome,
         "confidence": ans.confidence,
         "reason": ans.abstain_reason,
         "mode": ans.mode,
@@ -172,7 +173,7 @@ def mode_summary(mode: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     LLM, how many answers fell back to extractive and the share that survived verification."""
     overall = summarise([r for r in rows if r["type"] != "followup"])
     if mode == "llm":
-        answered = [r for r in rows if r["answerable"] and not r["abstained"]]
+        answered = [r for r in rows if r["answerable"] and _outcome(r) == "answered"]
         overall["llm_fell_back"] = sum(r["mode"] == "extractive" for r in answered)
         overall["llm_survived"] = sum(r["mode"] == "llm" for r in answered) / max(1, len(answered))
     types = sorted({r["type"] for r in rows}, key=lambda t: QUESTION_TYPES.index(t))
@@ -187,6 +188,7 @@ _CITE_MARK_RE = re.compile(r"\[\d{1,3}\]")
 ANSWER_COLUMNS = (
     "answer_rate",
     "abstain_rate",
+    "unsure_rate",
     "citation_precision",
     "supported_share",
     "gold_word_recall",
@@ -196,14 +198,16 @@ ANSWER_COLUMNS = (
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Answer rate over answerable questions, abstention over unanswerable ones, and the quality
-    of the answers given (citation precision, support and gold-word recall on answerable ones)."""
+    """Answer rate over answerable questions (answered, not unsure), abstention over unanswerable
+    ones (not answered: unsure or abstained), the share of answerable ones refused, the share of
+    all that were unsure, and the quality of the answers given (citation precision and gold-word
+    recall on answered answerable ones; support over every printed sentence, unsure ones too)."""
     import numpy as np
 
     ansq = [r for r in rows if r["answerable"]]
     unq = [r for r in rows if not r["answerable"]]
-    answered = [r for r in ansq if not r["abstained"]]
-    given = [r for r in rows if not r["abstained"]]
+    answered = [r for r in ansq if _outcome(r) == "answered"]
+    given = [r for r in rows if not r["abstained"]]  # answered or unsure: text was printed
     n_cites = sum(len(r["cited"]) for r in answered)
     n_sent = sum(r["sentences"] for r in given)
     recalls = [r["gold_recall"] for r in answered if r["gold_recall"] is not None]
@@ -213,7 +217,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "n": len(rows),
         "answerable": len(ansq),
         "answer_rate": len(answered) / len(ansq) if ansq else nan,
-        "abstain_rate": sum(r["abstained"] for r in unq) / len(unq) if unq else nan,
+        "abstain_rate": sum(_outcome(r) != "answered" for r in unq) / len(unq) if unq else nan,
+        "refused_rate": sum(_outcome(r) == "abstained" for r in ansq) / len(ansq) if ansq else nan,
+        "unsure_rate": sum(_outcome(r) == "unsure" for r in rows) / len(rows) if rows else nan,
         "citation_precision": sum(r["cited_relevant"] for r in answered) / n_cites if n_cites else nan,
         "supported_share": sum(r["supported"] for r in given) / n_sent if n_sent else nan,
         "gold_word_recall": float(np.mean(recalls)) if recalls else nan,
@@ -221,6 +227,11 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "seconds_per_answer": float(np.mean([r["seconds"] for r in rows])) if rows else nan,
         "median_first_token": float(np.median(firsts)) if firsts else None,
     }
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    """A row's outcome; runs saved before there were three outcomes have only `abstained`."""
+    return str(row.get("outcome") or ("abstained" if row["abstained"] else "answered"))
 
 
 def answer_table(result: dict[str, Any]) -> str:

@@ -211,12 +211,20 @@ def evaluate_answer_suite(
     fit: bool = False,
     build_missing: Callable[[Path], Any] | None = None,
 ) -> dict[str, Any]:
-    """Answer quality by question type for the `modes` named, with the abstention model's
-    cross-validated figures; `fit` refits that model on these questions and saves it. A missing
-    index is built first through `build_missing`."""
+    """Answer quality by question type for the `modes` named, with the development-set
+    abstention study's cross-validated figures. A missing index is built first through
+    `build_missing`. The shipped decision is fitted across corpora, not on these questions alone,
+    so `fit` is refused with the command that fits it."""
     from rag.assembly import open_answerer
     from rag.evaluation.answers import evaluate_answers
     from rag.evaluation.questions import load_questions
+
+    if fit:
+        raise RagError(
+            "--fit: the answer decision is fitted on the development questions and SQuAD 2.0 "
+            "together and checked on other corpora; run `python -m eval.fit_decision --write NAME` "
+            "(eval/README.md)"
+        )
 
     names = answer_modes(modes)
     qs = load_questions(questions_path)
@@ -297,3 +305,32 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
             )
         lines.append("")
     (folder / "report.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def evaluate_answerability(
+    settings: Any,
+    squad: Path | None,
+    beir: Path | None,
+    name: str | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """An external answerability benchmark: a SQuAD 2.0 file as a corpus, or a BEIR dataset by
+    removal (its full index is built first, then copied without the removed documents). The run
+    is saved like the others (eval/runs/NAME.json); returns it and where it went."""
+    from rag.evaluation import answerability as ab
+
+    cache = EVAL_DIR / "cache"
+    if squad is not None:
+        bench = ab.load_squad(squad)
+        record = ab.run_benchmark(settings, bench, cache, progress=progress)
+    else:
+        from rag.evaluation.beir import beir_index, load_beir
+
+        assert beir is not None
+        data = load_beir(beir)
+        full = beir_index(data, settings, cache)
+        bench = ab.removal_benchmark(data)
+        record = ab.run_benchmark(settings, bench, cache, start_from=full, progress=progress)
+    record["name"] = name or runs.default_name()
+    record["dataset"] = str(squad or beir)
+    return record, runs.save_run(record, RUNS_DIR, name)

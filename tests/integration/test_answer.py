@@ -85,6 +85,58 @@ def test_sentences_without_support_fall_back_to_extractive(answerer, monkeypatch
     assert {c.url for c in ans.citations} == {STATS}
 
 
+def test_llm_sentences_reach_the_stream_only_once_verified(answerer, monkeypatch):
+    import rag.llm as mod
+
+    question = "What is p-hacking?"
+    hits = answerer.retriever.search(question, k=4)
+    true_sentence = next(s for s in answerer.sources(hits)[0].sentences if "p-hacking" in s)
+    # The model's draft arrives a few characters at a time: an invented sentence between two true
+    # ones, and a citation written after the full stop.
+    draft = f"{true_sentence} [1] Bananas are blue and orbit Jupiter. [1] {true_sentence} [1]"
+    pieces = [draft[i : i + 7] for i in range(0, len(draft), 7)]
+    monkeypatch.setattr(mod, "generate", lambda llm, msgs, s: iter(pieces))
+    streamed: list[str] = []
+    ans = answerer.ask(question, mode="llm", stream=streamed.append)
+    assert ans.mode == "llm" and ans.outcome == "answered"
+    assert streamed == [f"{true_sentence.strip()} [1]"]  # the repeat and the invention never shown
+    assert ans.answer == streamed[0] and len(ans.dropped) == 2
+
+
+def test_unsure_shows_the_closest_passages_not_the_model(answerer, monkeypatch):
+    import rag.llm as mod
+    from rag.abstain import AbstentionModel
+
+    def no_model(*args):
+        raise AssertionError("an unsure answer is never drafted by the LLM")
+
+    monkeypatch.setattr(mod, "generate", no_model)
+    # Every confidence falls between the cut points: unsure, whatever the question.
+    monkeypatch.setattr(
+        answerer, "abstention", AbstentionModel(["sentence_cos"], [0.0], [1.0], [0.0], 0.0, 0.9, True, 0.1)
+    )
+    ans = answerer.ask("What is p-hacking?", mode="llm")
+    assert ans.outcome == "unsure" and not ans.abstained and ans.mode == "extractive"
+    assert ans.citations and ans.as_dict()["outcome"] == "unsure"
+    assert "confidence 0.50 is below 0.90" in ans.abstain_reason
+
+
+def test_who_wrote_it_is_answered_from_the_metadata(answerer):
+    ans = answerer.ask("who wrote the article about ndcg?")
+    assert ans.outcome == "answered" and "Saankhya Mondal" in ans.answer
+    assert ans.citations and "ndcg" in ans.citations[0].url.lower()
+
+
+def test_who_wrote_it_in_a_conversation_means_the_article_just_cited(answerer):
+    from rag.cli.query import cited_by
+    from rag.followup import resolve
+
+    first = answerer.ask("What is NDCG?", mode="extractive")
+    turn = resolve("who wrote it?", "What is NDCG?")
+    ans = answerer.ask(turn.query, typed=turn.question, cited=cited_by(first))
+    assert ans.outcome == "answered" and "Saankhya Mondal" in ans.answer
+
+
 def test_injected_instructions_do_not_take_over(tmp_path, settings, onnx_embedder, llm_works):
     from rag.index import build_index
     from rag.retrieve import Retriever

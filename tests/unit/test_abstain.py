@@ -28,6 +28,10 @@ def _data(n: int = 60, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
                 "agreement": float(rng.random() < 0.5),
                 "coverage": 0.5 + 0.4 * label + rng.normal(0, 0.05),
                 "missing": 0.0,
+                "peak": 0.1 + rng.normal(0, 0.05),
+                "local_coverage": 0.5 + rng.normal(0, 0.1),
+                "best_missing": 0.0,
+                "kind_missing": 0.0,
             }
         )
     return abstain.matrix(rows), y
@@ -102,7 +106,7 @@ def test_abstention_reason_names_the_weakest_signal():
     x, y = _data()
     model = abstain.fit(x, y, ["sentence_cos", "coverage"])
     sig = {"sentence_cos": 0.1, "coverage": 0.9, "chunk_cos": 0, "lexical": 0, "agreement": 0, "missing": 0}
-    sig["sentence_cos_top3"] = 0.1
+    sig |= {"sentence_cos_top3": 0.1, "peak": 0, "local_coverage": 0, "best_missing": 0, "kind_missing": 0}
     d = decide(sig, [], model, abstain_below=0.35)
     assert not d.answer and "no retrieved sentence is close" in d.reason and f"{d.confidence:.2f}" in d.reason
 
@@ -110,7 +114,7 @@ def test_abstention_reason_names_the_weakest_signal():
 def test_without_a_fitted_model_the_best_sentence_similarity_decides():
     sig = {"sentence_cos": 0.3}
     assert decide(sig, [], None, abstain_below=0.35) == Decision(
-        False, 0.3, 0.35, None, "the closest evidence scores 0.30, below 0.35"
+        "abstained", 0.3, 0.35, None, "the closest evidence scores 0.30, below 0.35"
     )
     assert decide({"sentence_cos": 0.4}, [], None, abstain_below=0.35).answer
     assert decide({"sentence_cos": 0.9}, ["fifa"], None, abstain_below=0.35).reason == (

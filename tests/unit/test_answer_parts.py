@@ -11,7 +11,6 @@ from rag.answer.decision import best_sentence_sims, mean_of_best
 from rag.answer.extractive import fill_passages, passage, question_kind
 from rag.answer.types import Source
 from rag.answer.verify import flips
-from rag.config import AnswerSettings
 
 SENTS = [
     "## Gaming the numbers",
@@ -63,9 +62,7 @@ def test_a_sentence_that_turns_its_source_around_is_caught():
 
 
 def _fill(passages, by_n, used, words, fill_words: int, max_words: int = 80) -> None:
-    fill_passages(
-        passages, by_n, used, words, AnswerSettings(fill_words=fill_words, max_answer_words=max_words)
-    )
+    fill_passages(passages, by_n, used, words, fill_words, max_words)
 
 
 def test_a_short_answer_continues_with_the_sentences_after_it():

@@ -91,6 +91,7 @@ def test_answerer_scores_mark_missing_facts_as_never_answered():
 
     class Model:
         threshold = 0.5
+        unsure_threshold = None
         veto_missing = True
 
         def probability(self, signals):

@@ -188,10 +188,10 @@ def test_a_mode_is_summarised_overall_without_follow_ups_and_by_type():
 def test_answer_tables_are_markdown_with_cross_validated_columns_when_present():
     result = {"modes": {"extractive": answers.mode_summary("extractive", ROWS[:1])}}
     head = "| mode | type | n | " + " | ".join(answers.ANSWER_COLUMNS)
-    row = "| extractive | all | 1 | 1.000 | – | 1.000 | 1.000 | 0.500 | 10.000 | 1.000"
+    row = "| extractive | all | 1 | 1.000 | – | 0.000 | 1.000 | 1.000 | 0.500 | 10.000 | 1.000"
     assert answers.answer_table(result).splitlines() == [
         head + " |",
-        "|---|---|" + "---:|" * 8,
+        "|---|---|" + "---:|" * 9,
         row + " |",
         row.replace("| all |", "| factoid |") + " |",
     ]
