@@ -39,6 +39,8 @@ SIGNALS = {
     "best_missing": "names and numbers of the question the first retrieved chunk does not mention",
     "kind_missing": "1 when the question asks for a date, number, name or place and none of the "
     "three closest sentences holds one",
+    "reader": "the reader model's probability that one of the top passages answers the question "
+    "(0 when answer.reader is off)",
 }
 TARGET_ANSWER = 0.92
 TARGET_ABSTAIN = 0.90
@@ -56,6 +58,7 @@ _WHY = {
     "local_coverage": "the closest passage holds only {v:.0%} of the question's words",
     "best_missing": "the closest source does not mention some of the question's names or numbers",
     "kind_missing": "no close sentence holds the kind of value the question asks for",
+    "reader": "the reader finds no answer in the top passages (best {v:.2f})",
 }
 
 
@@ -194,8 +197,11 @@ def cost_cuts(
 
 
 def matrix(rows: Sequence[dict[str, float]]) -> np.ndarray:
-    """Signals as a matrix, one row per question, one column per SIGNALS entry in order."""
-    return np.array([[float(r[f]) for f in SIGNALS] for r in rows]).reshape(len(rows), len(SIGNALS))
+    """Signals as a matrix, one row per question, one column per SIGNALS entry in order; the
+    reader's signal counts as 0 in rows collected without it."""
+    return np.array(
+        [[float(r.get(f, 0.0) if f == "reader" else r[f]) for f in SIGNALS] for r in rows]
+    ).reshape(len(rows), len(SIGNALS))
 
 
 def _columns(x: np.ndarray, features: Sequence[str]) -> np.ndarray:

@@ -118,6 +118,12 @@ class AnswerSettings(_Section):
     factoid_fill_words: int = Field(
         0, ge=0, le=1000, description="fill_words for a question that asks for one fact."
     )
+    reader: bool = Field(
+        False,
+        description="Read the top retrieved passages with the reader model (models/reader, trained by "
+        "training/reader) and give the answer decision its score as the `reader` signal.",
+    )
+    reader_passages: int = Field(3, ge=1, le=20, description="Passages the reader reads per question.")
 
 
 class DecisionCosts(_Section):

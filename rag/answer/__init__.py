@@ -10,6 +10,8 @@ cover. So every guarantee comes from the pipeline, one part a module:
     extractive.py  the one to three sentences that answer, each with the context it needs
     prompt.py      what the LLM is shown: only the passages the extractive answer would quote
     verify.py      each model sentence scored against the source it cites; the unsupported go
+    collection.py  questions about the collection (who wrote what, when) answered from metadata;
+                   collection_query.py recognises them
     pipeline.py    `Answerer.ask`: the parts composed, and the answer rendered with citations
 
 The model itself (finding, loading, streaming) is rag/llm.py.

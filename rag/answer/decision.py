@@ -97,6 +97,7 @@ def signals(
         "agreement": float(bool(dense and lexical and dense[0][0].article_id == lexical[0][0].article_id)),
         "coverage": len(qwords & content_words(text)) / len(qwords) if qwords else 0.0,
         "missing": float(len(missing)),
+        "reader": 0.0,  # the Answerer's reader fills it in when answer.reader is on
     }, missing
 
 

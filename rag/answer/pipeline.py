@@ -45,6 +45,11 @@ class Answerer:
             abstention = AbstentionModel.load(abstention) if abstention.exists() else None
         self.abstention: AbstentionModel | None = abstention
         self.model = local_llm.LocalLLM(llm_settings, prompt.SYSTEM_PROMPT)
+        self.reader: Any = None
+        if settings.reader:
+            from rag.reader import Reader
+
+            self.reader = Reader()
 
     # ------------------------------------------------------------------------- the parts
 
@@ -76,7 +81,11 @@ class Answerer:
         sources: list[Source],
         filters: Filters | None = None,
     ) -> tuple[dict[str, float], list[str]]:
-        return decision.signals(self.retriever.store, question, qvec, hits, sources, filters)
+        signals, missing = decision.signals(self.retriever.store, question, qvec, hits, sources, filters)
+        if self.reader is not None and hits:
+            passages = [h.chunk.text for h in hits[: self.settings.reader_passages]]
+            signals["reader"] = max(r.score for r in self.reader.read(question, passages))
+        return signals, missing
 
     def question_signals(self, question: str) -> tuple[dict[str, float], list[str]]:
         """The signals of a question as `ask` computes them (evaluation fits on these)."""
