@@ -98,7 +98,7 @@ def load_squad(path: Path, limit: int | None = None, seed: int = 0) -> Benchmark
 def removal_benchmark(data: Any, share: float = 0.5, seed: int = 0) -> Benchmark:
     """A BEIR dataset (rag.evaluation.beir.BeirData) by removal: a seeded `share` of the test
     queries lose every judged-relevant document; they are the unanswerable cases."""
-    from rag.evaluation.beir import BEIR_URL
+    from rag.evaluation.beir import beir_articles
 
     qids = sorted(q for q in data.queries if data.qrels.get(q))
     removed_q = set(random.Random(seed).sample(qids, round(share * len(qids))))
@@ -108,21 +108,7 @@ def removal_benchmark(data: Any, share: float = 0.5, seed: int = 0) -> Benchmark
         Case(q, data.queries[q], not ({d for d, g in data.qrels[q].items() if g > 0} <= gone), (), q)
         for q in qids
     ]
-    articles = [
-        Article(
-            url=f"{BEIR_URL}{doc_id}",
-            title=title.strip(),
-            publication="",
-            published=None,
-            fetched=None,
-            text=text.strip() or title.strip(),
-            member_only=False,
-            source_file="corpus.jsonl",
-            source_line=0,
-        )
-        for doc_id, (title, text) in data.corpus.items()
-        if (text.strip() or title.strip()) and doc_id not in gone
-    ]
+    articles = beir_articles(data, frozenset(gone))
     name = f"removal-{data.fingerprint}-{seed}-{share}"
     return Benchmark(name, articles, cases, hashlib.sha256(name.encode()).hexdigest()[:12])
 

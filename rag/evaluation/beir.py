@@ -90,13 +90,21 @@ BEIR_URL = "beir://"
 def beir_index(data: BeirData, settings: Any, cache_root: Path, progress: Any = None) -> Path:
     """A throwaway index of a BEIR corpus, cached by dataset hash and index identity."""
     from rag.index import identity, index_articles
-    from rag.ingest import Article
 
     ident = hashlib.sha256(json.dumps(identity(settings), sort_keys=True).encode()).hexdigest()[:8]
     path = cache_root / f"beir-{data.fingerprint}-{ident}"
     if _built(path, settings):
         return path
-    articles = [
+    articles = beir_articles(data)
+    index_articles(articles, settings, path, progress=progress)
+    return path
+
+
+def beir_articles(data: BeirData, leave_out: frozenset[str] = frozenset()) -> list[Any]:
+    """The corpus as articles (one per document with any text), but the ids in `leave_out`."""
+    from rag.records import Article
+
+    return [
         Article(
             url=f"{BEIR_URL}{doc_id}",
             title=title.strip(),
@@ -109,10 +117,8 @@ def beir_index(data: BeirData, settings: Any, cache_root: Path, progress: Any = 
             source_line=0,
         )
         for doc_id, (title, text) in data.corpus.items()
-        if (text.strip() or title.strip())
+        if (text.strip() or title.strip()) and doc_id not in leave_out
     ]
-    index_articles(articles, settings, path, progress=progress)
-    return path
 
 
 def _built(path: Path, settings: Any) -> bool:
