@@ -89,8 +89,12 @@ def main() -> None:
     settings = load_settings(None, environ={})
     corpora: dict[str, list[dict[str, Any]]] = {}
     prints: dict[str, str] = {}
+    skipped: dict[str, int] = {}
     for name in (*FIT, *CHECK):
-        corpora[name], prints[name] = collect(settings, name, args.fresh)
+        rows, prints[name] = collect(settings, name, args.fresh)
+        # Questions about the collection are answered from metadata: no decision is made on them.
+        corpora[name] = [r for r in rows if r["signals"]]
+        skipped[name] = len(rows) - len(corpora[name])
     results = {}
     for cand, (features, l2) in transfer.CANDIDATES.items():
         results[cand] = transfer.cross_fitted(corpora, FIT, features, l2, settings.costs)
@@ -103,7 +107,8 @@ def main() -> None:
         "(the development questions out of fold, by question group); "
         f"checked unrefitted on {', '.join(CHECK)}. "
         f"Costs: {settings.costs.model_dump()}.\n\n"
-        f"Questions: {', '.join(f'{n} {len(corpora[n])}' for n in names)}.\n\n"
+        f"Questions: {', '.join(f'{n} {len(corpora[n])}' for n in names)} (answered from the "
+        f"collection's metadata, so not decided, and left out: {skipped}).\n\n"
         "## Outcomes per candidate and corpus\n\n"
         f"{transfer.transfer_table(results, names)}\n\n"
         "## ROC AUC of each signal alone\n\n"

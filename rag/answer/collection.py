@@ -43,6 +43,10 @@ from rag.records import ArticleInfo, Filters, StoredChunk
 from rag.retrieve import Hit
 from rag.text import content_words, stem
 
+_ARTICLE_WORD = re.compile(
+    r"\b(?:article|post|piece|story|essay|write-?up|tutorial|guide|document)s?\b", re.IGNORECASE
+)
+
 __all__ = ["KINDS", "CollectionQuery", "answer_collection", "collection_question"]
 
 TOPIC_HITS = 20  # hits searched for a topic's articles
@@ -272,9 +276,10 @@ def answer_collection(
         if not meant:
             return None
         field = "author" if query.kind == "author" else "published"
-        if not query.named and not all(getattr(a, field) for a, _ in meant):
-            # "Who wrote To Kill a Mockingbird?" over an encyclopaedia page of that title asks
-            # about the book, not the page: without the page's own author, it goes to the text.
+        if not _ARTICLE_WORD.search(question) and not any(getattr(a, field) for a, _ in meant):
+            # "Who wrote To Kill a Mockingbird?" or "who wrote about Chopin's harmonies?" over
+            # encyclopaedia pages that record no author ask about what the pages say: unless the
+            # question says it means an article, it goes to the text.
             return None
         for a, chunk in meant:
             (_say_author if query.kind == "author" else _say_date)(out, a, chunk)

@@ -265,7 +265,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     conf = [_score(r) for r in rows]
     out["auc"] = {"confidence": auc(conf, labels)}
     for name in sorted({k for r in rows for k in r["signals"]}):
-        out["auc"][name] = auc([r["signals"].get(name, 0.0) for r in rows], labels)
+        # Counts of what is missing are better the lower they are: negated, so that 0.5 means
+        # no use and above 0.5 helps, as for the other signals.
+        sign = -1.0 if name in ("missing", "best_missing", "kind_missing") else 1.0
+        out["auc"][name] = auc([sign * r["signals"].get(name, 0.0) for r in rows], labels)
     out["by_type"] = {}
     for t in sorted({r["type"] for r in rows}):
         part = [r for r in rows if r["type"] == t and r["answerable"]]
