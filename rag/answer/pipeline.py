@@ -141,6 +141,7 @@ class Answerer:
                 query, question, self.retriever.store.articles(), self.retriever
             )
             if about is not None:
+                about.mode = "metadata"
                 about.timings = {"total": time.perf_counter() - t0}
                 return about
         qvec = self.retriever.embed_query(question)

@@ -47,7 +47,7 @@ class Answer:
     question: str
     answer: str
     abstained: bool
-    mode: str  # "llm" or "extractive"
+    mode: str  # "llm", "extractive", or "metadata" (a question about the collection itself)
     citations: list[Citation]
     sentences: list[Sentence] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # model sentences removed as unsupported

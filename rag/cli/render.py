@@ -66,7 +66,8 @@ def print_answer_head(mode: str, follows: str | None = None, outcome: str = "ans
     if outcome == "unsure":
         typer.secho(UNSURE_HEAD, bold=True, fg=typer.colors.YELLOW)
     else:
-        typer.secho("answer" if mode == "llm" else "answer (extractive: quoted from the sources)", bold=True)
+        labels = {"llm": "answer", "metadata": "answer (from the articles' titles, authors and dates)"}
+        typer.secho(labels.get(mode, "answer (extractive: quoted from the sources)"), bold=True)
 
 
 def print_answer(ans: Any, streamed: bool, follows: str | None = None) -> None:
