@@ -135,11 +135,11 @@ class Answerer:
         mode = mode or self.settings.mode
         t0 = time.perf_counter()
         # Who wrote what, and when: answered from the stored metadata, cited like any answer.
-        query = None if filters else collection.collection_question(question)
+        asked = " ".join((typed or question).split())
+        query = None if filters else collection.collection_question(asked)
         if query is not None:
-            about = collection.answer_collection(
-                query, question, self.retriever.store.articles(), self.retriever
-            )
+            articles = self.retriever.store.articles()
+            about = collection.answer_collection(query, asked, articles, self.retriever, cited)
             if about is not None:
                 about.mode = "metadata"
                 about.timings = {"total": time.perf_counter() - t0}

@@ -214,6 +214,7 @@ def test_cli_json_batch_follows_the_schema(real_index):
         assert set(row) == {
             "question",
             "answer",
+            "outcome",
             "abstained",
             "confidence",
             "abstain_reason",
@@ -223,6 +224,7 @@ def test_cli_json_batch_follows_the_schema(real_index):
         }
         assert row["mode"] in ("llm", "extractive")
     assert rows[0]["abstained"] is False and rows[1]["abstained"] is True
+    assert rows[0]["outcome"] == "answered" and rows[1]["outcome"] == "abstained"
     # The abstention model's confidence, and a reason only where it abstained.
     assert rows[0]["confidence"] > rows[1]["confidence"] and rows[0]["abstain_reason"] == ""
     assert rows[1]["abstain_reason"]
