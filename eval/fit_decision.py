@@ -58,7 +58,8 @@ def collect(settings: Any, name: str, fresh: bool) -> tuple[list[dict[str, Any]]
         data = load_beir(SHARED / "scifact")
         bench = ab.removal_benchmark(data)
         fingerprint = bench.fingerprint
-    path = cache / f"decision-signals-{name}-{fingerprint}.json"
+    tag = "-reader" if settings.answer.reader else ""
+    path = cache / f"decision-signals-{name}-{fingerprint}{tag}.json"
     if path.exists() and not fresh:
         return json.loads(path.read_text()), fingerprint
     if bench is None:
@@ -84,9 +85,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fresh", action="store_true", help="ask every corpus again (signals changed)")
     ap.add_argument("--write", metavar="NAME", help="save this candidate to config/abstention.json")
+    ap.add_argument("--reader", action="store_true", help="with the reader's signal (answer.reader on)")
     ap.add_argument("--out", type=Path, default=EVAL / "DECISION.md", help="the report to write")
     args = ap.parse_args()
-    settings = load_settings(None, environ={})
+    settings = load_settings(None, {"answer": {"reader": True}} if args.reader else None, environ={})
     corpora: dict[str, list[dict[str, Any]]] = {}
     prints: dict[str, str] = {}
     skipped: dict[str, int] = {}
@@ -96,7 +98,8 @@ def main() -> None:
         corpora[name] = [r for r in rows if r["signals"]]
         skipped[name] = len(rows) - len(corpora[name])
     results = {}
-    for cand, (features, l2) in transfer.CANDIDATES.items():
+    candidates = transfer.CANDIDATES | (transfer.READER_CANDIDATES if args.reader else {})
+    for cand, (features, l2) in candidates.items():
         results[cand] = transfer.cross_fitted(corpora, FIT, features, l2, settings.costs)
         print(f"fitted {cand}", flush=True)
     names = [*FIT, *CHECK]

@@ -157,8 +157,10 @@ def answer_row(answerer: Any, q: Question, asked: str, mode: str) -> dict[str, A
         "mode": ans.mode,
         "cited": cited,
         "cited_relevant": sum(u in relevant for u in cited),
-        "sentences": len(ans.sentences),
-        "supported": supported,
+        # An answer from the collection's metadata ("X was written by Y") is written from the
+        # title, author and date it cites, not quoted from the text: support is not its measure.
+        "sentences": 0 if ans.mode == "metadata" else len(ans.sentences),
+        "supported": 0 if ans.mode == "metadata" else supported,
         "words": 0 if ans.abstained else len(_CITE_MARK_RE.sub("", ans.answer).split()),
         "gold_recall": len(gold & content_words(ans.answer)) / len(gold) if gold else None,
         "seconds": secs,

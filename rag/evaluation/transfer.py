@@ -32,6 +32,14 @@ CANDIDATES: dict[str, tuple[list[str], float]] = {
 }
 
 
+# With the reader on (answer.reader), its score beside or instead of the similarity.
+READER_CANDIDATES: dict[str, tuple[list[str], float]] = {
+    "reader": (["reader"], 1.0),
+    "top-3 similarity + reader": (["sentence_cos_top3", "reader"], 1.0),
+    "top-3 similarity + chunk similarity + reader": (["sentence_cos_top3", "chunk_cos", "reader"], 1.0),
+}
+
+
 def arrays(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Signals matrix, labels (1 answerable) and groups of a corpus's rows."""
     x = abstain.matrix([r["signals"] for r in rows])
