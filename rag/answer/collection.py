@@ -272,92 +272,116 @@ def answer_collection(
     """
     out = _Cited(retriever)
     if query.kind in ("author", "date"):
-        meant = _articles_meant(query, articles, retriever, cited)
-        if not meant:
-            return None
-        field = "author" if query.kind == "author" else "published"
-        if not _ARTICLE_WORD.search(question) and not any(getattr(a, field) for a, _ in meant):
-            # "Who wrote To Kill a Mockingbird?" or "who wrote about Chopin's harmonies?" over
-            # encyclopaedia pages that record no author ask about what the pages say: unless the
-            # question says it means an article, it goes to the text.
-            return None
-        for a, chunk in meant:
-            (_say_author if query.kind == "author" else _say_date)(out, a, chunk)
+        said = _who_or_when(out, query, question, articles, retriever, cited)
     elif query.kind == "by_author":
-        found = by_author(query.author, articles)
-        if not found:
-            if not query.named:
-                return None  # "what did Fisher write?" may be about the text
-            out.say(f"No indexed article is by {query.author}.", [])
-            return out.answer(question)
-        names: dict[str, list[ArticleInfo]] = {}
-        for a in found:
-            names.setdefault(a.author or "", []).append(a)
-        for name, own in names.items():
-            shown = [out.title(a) for a in own[:MAX_LISTED]]
-            more = f" and {len(own) - MAX_LISTED:,} more" if len(own) > MAX_LISTED else ""
-            verb = "is" if len(own) == 1 else "are"
-            noun = "article" if len(own) == 1 else "articles"
-            cites = [out.n(a) for a in own[:MAX_LISTED]]
-            out.say(f"{_count(len(own))} indexed {noun} {verb} by {name}: {_joined(shown)}{more}.", cites)
+        said = _by_author(out, query, articles)
     elif query.kind == "about":
-        titled, others = about(query.topic, articles, retriever)
-        if not titled and not others:
-            return None
-        titled, others = titled[:MAX_LISTED], others[: max(0, MAX_LISTED - len(titled))]
-        if titled:
-            shown = [out.title(a, c) for a, c in titled]
-            verb, noun = ("is", "article") if len(titled) == 1 else ("are", "articles")
-            cites = [out.n(a) for a, _ in titled]
-            out.say(
-                f"{_count(len(titled))} indexed {noun} {verb} about {query.topic}: {_joined(shown)}.", cites
-            )
-        if others:
-            shown = [out.title(a, c) for a, c in others]
-            cites = [out.n(a) for a, _ in others]
-            if titled:
-                verb = "also discusses" if len(others) == 1 else "also discuss"
-                out.say(f"{_joined(shown)} {verb} {query.topic}.", cites)
-            else:
-                verb, noun = ("discusses", "article") if len(others) == 1 else ("discuss", "articles")
-                out.say(
-                    f"{_count(len(others))} indexed {noun} {verb} {query.topic}: {_joined(shown)}.", cites
-                )
+        said = _about(out, query, articles, retriever)
     elif query.kind == "collection":
-        if not articles:
-            return None
-        shown = [out.title(a) for a in articles[:MAX_LISTED]]
-        cites = [out.n(a) for a in articles[:MAX_LISTED]]
-        if len(articles) == 1:
-            out.say(f"One article is indexed: {shown[0]}.", cites)
-        elif len(articles) <= MAX_LISTED:
-            out.say(f"{_count(len(articles))} articles are indexed: {_joined(shown)}.", cites)
-        else:
-            out.say(
-                f"{len(articles):,} articles are indexed; the first {MAX_LISTED}: {_joined(shown)}.", cites
-            )
+        said = _collection(out, articles)
     elif query.kind == "authors":
-        names = {}
-        for a in articles:
-            if a.author:
-                names.setdefault(a.author, []).append(a)
-        if not names:
-            return None
-        listed = []
-        cites = []
-        for name, own in list(names.items())[:MAX_LISTED]:
-            ns = [out.n(a) for a in own]
-            cites += ns
-            listed.append(name + " " + "".join(f"[{n}]" for n in ns))
-        more = f" and {len(names) - MAX_LISTED:,} more" if len(names) > MAX_LISTED else ""
-        noun = "author" if len(names) == 1 else "authors"
-        out.say(
-            f"The indexed articles name {_count(len(names), False)} {noun}: {_joined(listed)}{more}.", cites
-        )
-        unnamed = sum(1 for a in articles if not a.author)
-        if unnamed:
-            noun, verb = ("article", "records") if unnamed == 1 else ("articles", "record")
-            out.say(f"{_count(unnamed)} {noun} {verb} no author.", [])
+        said = _authors(out, articles)
     else:
-        return None
-    return out.answer(question)
+        said = False
+    return out.answer(question) if said else None
+
+
+def _who_or_when(
+    out: _Cited,
+    query: CollectionQuery,
+    question: str,
+    articles: list[ArticleInfo],
+    retriever: Searcher,
+    cited: Sequence[str],
+) -> bool:
+    meant = _articles_meant(query, articles, retriever, cited)
+    if not meant:
+        return False
+    field = "author" if query.kind == "author" else "published"
+    if not _ARTICLE_WORD.search(question) and not any(getattr(a, field) for a, _ in meant):
+        # "Who wrote To Kill a Mockingbird?" or "who wrote about Chopin's harmonies?" over
+        # encyclopaedia pages that record no author ask about what the pages say: unless the
+        # question says it means an article, it goes to the text.
+        return False
+    for a, chunk in meant:
+        (_say_author if query.kind == "author" else _say_date)(out, a, chunk)
+    return True
+
+
+def _by_author(out: _Cited, query: CollectionQuery, articles: list[ArticleInfo]) -> bool:
+    found = by_author(query.author, articles)
+    if not found:
+        if not query.named:
+            return False  # "what did Fisher write?" may be about the text
+        out.say(f"No indexed article is by {query.author}.", [])
+        return True
+    names: dict[str, list[ArticleInfo]] = {}
+    for a in found:
+        names.setdefault(a.author or "", []).append(a)
+    for name, own in names.items():
+        shown = [out.title(a) for a in own[:MAX_LISTED]]
+        more = f" and {len(own) - MAX_LISTED:,} more" if len(own) > MAX_LISTED else ""
+        verb = "is" if len(own) == 1 else "are"
+        noun = "article" if len(own) == 1 else "articles"
+        cites = [out.n(a) for a in own[:MAX_LISTED]]
+        out.say(f"{_count(len(own))} indexed {noun} {verb} by {name}: {_joined(shown)}{more}.", cites)
+    return True
+
+
+def _about(out: _Cited, query: CollectionQuery, articles: list[ArticleInfo], retriever: Searcher) -> bool:
+    titled, others = about(query.topic, articles, retriever)
+    if not titled and not others:
+        return False
+    titled, others = titled[:MAX_LISTED], others[: max(0, MAX_LISTED - len(titled))]
+    if titled:
+        shown = [out.title(a, c) for a, c in titled]
+        verb, noun = ("is", "article") if len(titled) == 1 else ("are", "articles")
+        cites = [out.n(a) for a, _ in titled]
+        out.say(f"{_count(len(titled))} indexed {noun} {verb} about {query.topic}: {_joined(shown)}.", cites)
+    if others:
+        shown = [out.title(a, c) for a, c in others]
+        cites = [out.n(a) for a, _ in others]
+        if titled:
+            verb = "also discusses" if len(others) == 1 else "also discuss"
+            out.say(f"{_joined(shown)} {verb} {query.topic}.", cites)
+        else:
+            verb, noun = ("discusses", "article") if len(others) == 1 else ("discuss", "articles")
+            out.say(f"{_count(len(others))} indexed {noun} {verb} {query.topic}: {_joined(shown)}.", cites)
+    return True
+
+
+def _collection(out: _Cited, articles: list[ArticleInfo]) -> bool:
+    if not articles:
+        return False
+    shown = [out.title(a) for a in articles[:MAX_LISTED]]
+    cites = [out.n(a) for a in articles[:MAX_LISTED]]
+    if len(articles) == 1:
+        out.say(f"One article is indexed: {shown[0]}.", cites)
+    elif len(articles) <= MAX_LISTED:
+        out.say(f"{_count(len(articles))} articles are indexed: {_joined(shown)}.", cites)
+    else:
+        out.say(f"{len(articles):,} articles are indexed; the first {MAX_LISTED}: {_joined(shown)}.", cites)
+    return True
+
+
+def _authors(out: _Cited, articles: list[ArticleInfo]) -> bool:
+    names: dict[str, list[ArticleInfo]] = {}
+    for a in articles:
+        if a.author:
+            names.setdefault(a.author, []).append(a)
+    if not names:
+        return False
+    listed = []
+    cites = []
+    for name, own in list(names.items())[:MAX_LISTED]:
+        ns = [out.n(a) for a in own]
+        cites += ns
+        listed.append(name + " " + "".join(f"[{n}]" for n in ns))
+    more = f" and {len(names) - MAX_LISTED:,} more" if len(names) > MAX_LISTED else ""
+    noun = "author" if len(names) == 1 else "authors"
+    out.say(f"The indexed articles name {_count(len(names), False)} {noun}: {_joined(listed)}{more}.", cites)
+    unnamed = sum(1 for a in articles if not a.author)
+    if unnamed:
+        noun, verb = ("article", "records") if unnamed == 1 else ("articles", "record")
+        out.say(f"{_count(unnamed)} {noun} {verb} no author.", [])
+    return True
