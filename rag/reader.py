@@ -27,6 +27,7 @@ MAX_TOKENS = 384  # what the model was trained on (training/reader/train.py --ma
 STRIDE = 128  # word pieces two windows of a long passage share
 MAX_ANSWER_TOKENS = 30  # the longest span considered, as in training
 WINDOWS_PER_RUN = 16
+MAX_QUESTION_TOKENS = 64  # a longer question is cut, so every window keeps room for the passage
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Reader:
         self.max_tokens = max_tokens
         self._session = None
         self._tokenizer = None
+        self._plain = None  # the same tokenizer without truncation, to cut long questions
 
     def _load(self) -> None:
         if self._session is not None:
@@ -81,6 +83,7 @@ class Reader:
             raise RagError(
                 f"{self.path}: cannot load the reader model ({e}); restore it from the repository"
             ) from None
+        self._plain = read_tokenizer()
         tok = read_tokenizer()
         # Long passages become several windows; the question is never cut.
         tok.enable_truncation(self.max_tokens, stride=STRIDE, strategy="only_second")
@@ -89,7 +92,10 @@ class Reader:
 
     def _windows(self, question: str, passages: Sequence[str]):
         """(passage index, encoding) for every window of every passage."""
-        assert self._tokenizer is not None
+        assert self._tokenizer is not None and self._plain is not None
+        q = self._plain.encode(question, add_special_tokens=False)
+        if len(q.ids) > MAX_QUESTION_TOKENS:
+            question = question[: q.offsets[MAX_QUESTION_TOKENS - 1][1]]
         out = []
         for i, enc in enumerate(self._tokenizer.encode_batch([(question, p) for p in passages])):
             out.append((i, enc))

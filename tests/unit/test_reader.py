@@ -88,3 +88,8 @@ def test_a_missing_model_file_is_a_one_line_rag_error(tmp_path):
     with pytest.raises(RagError) as err:
         reader.read("Who?", ["A passage."])
     assert "reader model not found" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_question_longer_than_the_window_is_cut_not_refused(fake_model):
+    (r,) = Reader(fake_model).read("why " * (2 * MAX_TOKENS), ["It happened in Paris."])
+    assert r.text == "Paris"
