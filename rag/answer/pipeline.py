@@ -46,6 +46,11 @@ class Answerer:
         self.abstention: AbstentionModel | None = abstention
         self.model = local_llm.LocalLLM(llm_settings, prompt.SYSTEM_PROMPT)
         self.reader: Any = None
+        if abstention is not None and "reader" in abstention.features and not settings.reader:
+            raise RagError(
+                "the fitted answer decision uses the reader's signal: set answer.reader = true "
+                "(or refit it without the reader: python -m eval.fit_decision)"
+            )
         if settings.reader:
             from rag.reader import Reader
 

@@ -41,7 +41,7 @@ Title: Banana Bread Basics
 
 
 def test_answerable_question_cites_the_right_article(answerer):
-    ans = answerer.ask("What is p-hacking?", mode="llm")
+    ans = answerer.ask("What is statistical significance?", mode="llm")
     assert not ans.abstained
     assert ans.citations and {c.url for c in ans.citations} == {STATS}
     assert "[1]" in ans.answer
@@ -80,7 +80,7 @@ def test_sentences_without_support_fall_back_to_extractive(answerer, monkeypatch
     import rag.llm as mod
 
     monkeypatch.setattr(mod, "generate", lambda llm, msgs, s: iter(["Bananas are blue. [1]"]))
-    ans = answerer.ask("What is p-hacking?", mode="llm")
+    ans = answerer.ask("What is statistical significance?", mode="llm")
     assert ans.mode == "extractive" and ans.dropped == ["Bananas are blue. [1]"]
     assert {c.url for c in ans.citations} == {STATS}
 
@@ -88,12 +88,19 @@ def test_sentences_without_support_fall_back_to_extractive(answerer, monkeypatch
 def test_llm_sentences_reach_the_stream_only_once_verified(answerer, monkeypatch):
     import rag.llm as mod
 
-    question = "What is p-hacking?"
+    question = "What is statistical significance?"
     hits = answerer.retriever.search(question, k=4)
-    true_sentence = next(s for s in answerer.sources(hits)[0].sentences if "p-hacking" in s)
+    sources = answerer.sources(hits)[:3]
+    # a sentence of a shown source that the verifier keeps when it stands alone, and its number
+    n, true_sentence = next(
+        (src.n, x)
+        for src in sources
+        for x in src.sentences
+        if x.endswith(".") and answerer.verify(f"{x} [{src.n}]", sources)[0]
+    )
     # The model's draft arrives a few characters at a time: an invented sentence between two true
     # ones, and a citation written after the full stop.
-    draft = f"{true_sentence} [1] Bananas are blue and orbit Jupiter. [1] {true_sentence} [1]"
+    draft = f"{true_sentence} [{n}] Bananas are blue and orbit Jupiter. [{n}] {true_sentence} [{n}]"
     pieces = [draft[i : i + 7] for i in range(0, len(draft), 7)]
     monkeypatch.setattr(mod, "generate", lambda llm, msgs, s: iter(pieces))
     streamed: list[str] = []
@@ -205,7 +212,7 @@ def test_cli_json_batch_follows_the_schema(real_index):
         "--index",
         str(real_index),
         "--json",
-        stdin="What is p-hacking?\nWho won the 2018 World Cup?\n",
+        stdin="What is statistical significance?\nWho won the 2018 World Cup?\n",
     )
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in res.stdout.splitlines()]
@@ -238,7 +245,12 @@ def test_cli_ask_errors(real_index, tmp_path):
     res = run_rag("ask", "x" * 20000, "--index", str(real_index))
     assert res.returncode == 1 and "too long" in res.stderr
     res = run_rag(
-        "ask", "What is p-hacking?", "--index", str(real_index), "--model", str(tmp_path / "no.gguf")
+        "ask",
+        "What is statistical significance?",
+        "--index",
+        str(real_index),
+        "--model",
+        str(tmp_path / "no.gguf"),
     )
     assert res.returncode == 1 and "model file not found" in res.stderr and "Traceback" not in res.stderr
     assert Path(real_index).exists()
