@@ -36,7 +36,9 @@ setup-dev: $(DEV_STAMP)
 
 demo: setup
 	$(BIN)/rag index
+	$(BIN)/rag ask "What is statistical significance?"
 	$(BIN)/rag ask "What is p-hacking?"
+	$(BIN)/rag ask "who wrote the article about ndcg?"
 	$(BIN)/rag ask --llm "What threshold did the CERN neutrino result pass?"
 	$(BIN)/rag ask "Who won the 2018 World Cup?"
 	$(BIN)/rag search "how does self-attention work" --k 3
