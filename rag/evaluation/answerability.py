@@ -316,4 +316,12 @@ def summary_table(name: str, s: dict[str, Any]) -> str:
         f"ROC AUC of the confidence: {pct(s['auc']['confidence'])}"
     )
     aucs = ", ".join(f"{k} {pct(v)}" for k, v in s["auc"].items() if k != "confidence")
-    return f"{table}\n\n{facts}\n\nROC AUC per signal: {aucs}\n"
+    by_type = ""
+    if any(t["contains_gold"] is not None for t in s["by_type"].values()):
+        rows = [
+            [t, str(d["n"]), pct(d["answered"]), pct(d["contains_gold"]), str(d["median_words"] or "–")]
+            for t, d in s["by_type"].items()
+        ]
+        head = ["answerable, by wh-word", "n", "answered", "gold in answer", "median words"]
+        by_type = "\n" + markdown_table(head, rows, "lrrrr") + "\n"
+    return f"{table}\n\n{facts}\n\nROC AUC per signal: {aucs}\n{by_type}"
