@@ -219,6 +219,11 @@ def parse_bundle(path: Path, data: bytes | None = None) -> tuple[list[Article], 
         if not url or not re.match(r"^https?://\S+$", url):
             warnings.append(Warning(name, raw.line, "article has no Source URL, skipped"))
             continue
+        try:
+            url = canonical_url(url)
+        except ValueError as e:  # urllib's own check, e.g. a '[' in the host ("Invalid IPv6 URL")
+            warnings.append(Warning(name, raw.line, f"article's Source URL cannot be read ({e}), skipped"))
+            continue
         if (has_repeats and not raw.complete) or not any(s.strip() for s in raw.body):
             warnings.append(Warning(name, raw.line, "article is cut off (bundle ends mid-article), skipped"))
             continue
@@ -230,7 +235,7 @@ def parse_bundle(path: Path, data: bytes | None = None) -> tuple[list[Article], 
             continue
         articles.append(
             Article(
-                url=canonical_url(url),
+                url=url,
                 title=title,
                 publication=raw.publication,
                 published=raw.header.get("Published Time")

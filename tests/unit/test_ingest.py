@@ -235,3 +235,15 @@ def test_bundle_cut_off_mid_article_keeps_the_complete_ones(tmp_path: Path):
 def test_dedupe_is_stable_for_the_shipped_corpus():
     arts = ingest(SEED).articles
     assert dedupe(arts) == arts
+
+
+def test_a_source_url_urllib_cannot_read_is_a_warning_not_a_crash():
+    # Found by the fuzzed parser test: a '[' in the host makes urllib raise "Invalid IPv6 URL".
+    data = (Path(__file__).parents[1] / "data" / "one_article.md").read_bytes()
+    data = data.replace(
+        b"https://medium.com/bench-weekly/one-article-1", b"https://me[dium.com/one-article-1"
+    )
+    articles, warnings = parse_bundle(Path("bad.md"), data)
+    assert articles == []
+    assert [(w.path, w.line) for w in warnings][:1] == [("bad.md", 3)]
+    assert "Source URL cannot be read" in str(warnings[0])
