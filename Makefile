@@ -39,7 +39,7 @@ demo: setup
 	$(BIN)/rag ask "What is statistical significance?"
 	$(BIN)/rag ask "What is p-hacking?"
 	$(BIN)/rag ask "who wrote the article about ndcg?"
-	$(BIN)/rag ask --llm "What threshold did the CERN neutrino result pass?"
+	$(BIN)/rag ask --llm "How does self-attention work?"
 	$(BIN)/rag ask "Who won the 2018 World Cup?"
 	$(BIN)/rag search "how does self-attention work" --k 3
 
