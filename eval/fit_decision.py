@@ -12,6 +12,7 @@ rag/evaluation/transfer.py for how a candidate is fitted and judged.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,10 @@ def collect(settings: Any, name: str, fresh: bool) -> tuple[list[dict[str, Any]]
     from rag.assembly import open_answerer, open_retriever
 
     cache = EVAL / "cache"
+    data = None  # SciFact, when the corpus is SciFact by removal
     if name == "dev":
         bench = None
-        fingerprint = ab.hashlib.sha256((EVAL / "questions.jsonl").read_bytes()).hexdigest()[:12]
+        fingerprint = hashlib.sha256((EVAL / "questions.jsonl").read_bytes()).hexdigest()[:12]
     elif name == "squad-train":
         bench = ab.load_squad(SHARED / "squad2" / "train.json", limit=SQUAD_TRAIN_SAMPLE, seed=0)
         fingerprint = bench.fingerprint
@@ -67,10 +69,10 @@ def collect(settings: Any, name: str, fresh: bool) -> tuple[list[dict[str, Any]]
         cases = dev_cases(settings)
     else:
         start = None
-        if name == "scifact-removal":
-            from rag.evaluation.beir import beir_index, load_beir
+        if data is not None:
+            from rag.evaluation.beir import beir_index
 
-            start = beir_index(load_beir(SHARED / "scifact"), settings, cache)
+            start = beir_index(data, settings, cache)  # copied, less the removed documents
         index = ab.benchmark_index(bench, settings, cache, start_from=start)
         answerer = open_answerer(settings, retriever=open_retriever(settings, index, uncapped=True))
         cases = bench.cases

@@ -214,21 +214,35 @@ def _vetoed(x: np.ndarray) -> np.ndarray:
 
 
 def fit(
-    x: np.ndarray, y: np.ndarray, features: list[str], l2: float = 1.0, veto_missing: bool = True
+    x: np.ndarray,
+    y: np.ndarray,
+    features: list[str],
+    l2: float = 1.0,
+    veto_missing: bool = True,
+    weights: np.ndarray | None = None,
+    costs: Any = None,
 ) -> AbstentionModel:
     """Standardise, fit, choose the threshold (`x` as `matrix` makes it). With the veto on,
-    questions the names rule refuses anyway are left out of the fit: the model decides the rest."""
+    questions the names rule refuses anyway are left out of the fit: the model decides the rest.
+    `weights` weigh the questions within their class. With `costs` (rag.config.DecisionCosts)
+    both cut points (answered, unsure) are the least expected cost (`cost_cuts`); without, one
+    threshold meets both targets as well as it can (`choose_threshold`)."""
     keep = ~_vetoed(x) if veto_missing else np.ones(len(y), dtype=bool)
     xs, ys = _columns(x, features)[keep], y[keep]
     mean = xs.mean(axis=0)
     scale = xs.std(axis=0)
     scale[scale < 1e-9] = 1.0
-    w, b = fit_logistic((xs - mean) / scale, ys, l2)
+    w, b = fit_logistic((xs - mean) / scale, ys, l2, None if weights is None else weights[keep])
     p = _sigmoid(((xs - mean) / scale) @ w + b)
     # The threshold is judged on all questions: vetoed ones count as abstentions at any threshold.
     p_all = np.full(len(y), -1.0)
     p_all[keep] = p
-    t = choose_threshold(p_all, y)
+    unsure: float | None = None
+    if costs is None:
+        t = choose_threshold(p_all, y)
+    else:
+        t, u, _ = cost_cuts(p_all, y, costs, weights)
+        unsure = max(u, 0.0)
     return AbstentionModel(
         features=list(features),
         mean=mean.tolist(),
@@ -237,6 +251,7 @@ def fit(
         bias=b,
         threshold=max(t, 0.0),
         veto_missing=veto_missing,
+        unsure_threshold=unsure,
         l2=l2,
     )
 

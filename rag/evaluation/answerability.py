@@ -20,7 +20,6 @@ import hashlib
 import json
 import random
 import re
-import shutil
 import statistics
 import string
 import time
@@ -119,18 +118,10 @@ def benchmark_index(
     """The benchmark's own index, cached by its fingerprint and the index identity. `start_from`
     (a built index of a superset of its articles) is copied first, so that only the removed
     articles are deleted and nothing is embedded again."""
-    from rag.evaluation.beir import _built
-    from rag.index import identity, index_articles
+    from rag.evaluation.beir import cached_index
 
-    ident = hashlib.sha256(json.dumps(identity(settings), sort_keys=True).encode()).hexdigest()[:8]
-    path = cache_root / f"{bench.name}-{bench.fingerprint}-{ident}"
-    if _built(path, settings):
-        return path
-    if start_from is not None:
-        shutil.rmtree(path, ignore_errors=True)
-        shutil.copytree(start_from, path)
-    index_articles(bench.articles, settings, path, progress=progress)
-    return path
+    name = f"{bench.name}-{bench.fingerprint}"
+    return cached_index(name, lambda: bench.articles, settings, cache_root, progress, start_from)
 
 
 def run_benchmark(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -89,14 +90,33 @@ BEIR_URL = "beir://"
 
 def beir_index(data: BeirData, settings: Any, cache_root: Path, progress: Any = None) -> Path:
     """A throwaway index of a BEIR corpus, cached by dataset hash and index identity."""
+    return cached_index(
+        f"beir-{data.fingerprint}", lambda: beir_articles(data), settings, cache_root, progress
+    )
+
+
+def cached_index(
+    name: str,
+    articles: Callable[[], list[Any]],
+    settings: Any,
+    cache_root: Path,
+    progress: Any = None,
+    start_from: Path | None = None,
+) -> Path:
+    """A throwaway index of `articles()` (called only when it must be built) in
+    `cache_root/NAME-IDENTITY`, the identity a hash of the settings that shape the index; a
+    committed one is reused. `start_from` (a built index of a superset of the articles) is copied
+    first, so that the build only deletes what is not in `articles()` and embeds nothing."""
     from rag.index import identity, index_articles
 
     ident = hashlib.sha256(json.dumps(identity(settings), sort_keys=True).encode()).hexdigest()[:8]
-    path = cache_root / f"beir-{data.fingerprint}-{ident}"
+    path = cache_root / f"{name}-{ident}"
     if _built(path, settings):
         return path
-    articles = beir_articles(data)
-    index_articles(articles, settings, path, progress=progress)
+    if start_from is not None:
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(start_from, path)
+    index_articles(articles(), settings, path, progress=progress)
     return path
 
 

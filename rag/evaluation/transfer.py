@@ -55,24 +55,7 @@ def fit_on(
     x = np.vstack([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     w = np.concatenate([_corpus_weights(p[1]) for p in parts])
-    keep = ~abstain._vetoed(x)
-    cols = abstain._columns(x, features)[keep]
-    mean = cols.mean(axis=0)
-    scale = cols.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    wts, bias = abstain.fit_logistic((cols - mean) / scale, y[keep], l2, w[keep])
-    model = abstain.AbstentionModel(
-        features=list(features),
-        mean=mean.tolist(),
-        scale=scale.tolist(),
-        weights=wts.tolist(),
-        bias=bias,
-        threshold=0.5,
-        l2=l2,
-    )
-    ta, tu, _ = abstain.cost_cuts(abstain.predict(model, x), y, costs, w)
-    model.threshold, model.unsure_threshold = max(ta, 0.0), max(tu, 0.0)
-    return model
+    return abstain.fit(x, y, features, l2, veto_missing=True, weights=w, costs=costs)
 
 
 def _corpus_weights(y: np.ndarray) -> np.ndarray:
