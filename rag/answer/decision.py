@@ -112,32 +112,25 @@ def _relative_signals(
     """Signals that mean the same on any corpus: how far the best sentence stands out from the
     other retrieved sentences (a dense corpus lifts them all), and what the best passage itself
     holds of the question (its words, its names, the kind of value asked for)."""
-    best = max(
+    # Every retrieved sentence by similarity, best first (ties keep their retrieval order).
+    ranked = sorted(
         ((float(sim), s, i) for s in sources for i, sim in enumerate((s.vectors @ qvec).tolist())),
-        key=lambda x: x[0],
-        default=None,
+        key=lambda x: -x[0],
     )
-    if best is None:
+    if not ranked:
         return {
             "peak": 0.0,
             "local_coverage": 0.0,
             "best_missing": float(len(facts(question))),
             "kind_missing": 0.0,
         }
-    _, src, i = best
+    _, src, i = ranked[0]
     local = " ".join(src.sentences[max(0, i - 1) : i + 2])
     kind = question_kind(question)
     kind_missing = 0.0
     if kind in FACTOID_KINDS:
-        ranked = sorted(
-            (
-                (float(sim), sent)
-                for s in sources
-                for sent, sim in zip(s.sentences, (s.vectors @ qvec).tolist(), strict=True)
-            ),
-            reverse=True,
-        )[:3]
-        kind_missing = float(not any(fits_kind(kind, sent, qwords) for _, sent in ranked))
+        top = [s.sentences[j] for _, s, j in ranked[:3]]
+        kind_missing = float(not any(fits_kind(kind, sent, qwords) for sent in top))
     return {
         "peak": sims[0] - float(np.mean(sims[3:10])) if len(sims) > 3 else 0.0,
         "local_coverage": len(qwords & content_words(local)) / len(qwords) if qwords else 0.0,
