@@ -80,13 +80,23 @@ class StoreSettings(_Section):
 
 
 class RetrieveSettings(_Section):
-    retriever: Literal["dense", "bm25", "hybrid"] = Field("hybrid", description="Default retriever.")
+    retriever: Literal["dense", "bm25", "hybrid", "reader"] = Field(
+        "hybrid",
+        description="Default retriever. reader: hybrid, then its first `reader_candidates` hits "
+        "reordered by fusing their rank with the reader model's (measured in models/reader/README.md).",
+    )
     k: int = Field(10, ge=1, le=1000, description="Hits returned.")
     candidates: int = Field(20, ge=1, le=5000, description="Hits taken from each side before fusing.")
     rrf_k: float = Field(10.0, gt=0, description="Reciprocal-rank fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
     max_per_article: int = Field(0, ge=0, description="Most hits from one article in the top k (0 = no cap).")
+    reader_candidates: int = Field(
+        10, ge=1, le=200, description="reader retriever: hybrid hits the reader reads and reorders."
+    )
+    reader_weight: float = Field(
+        0.25, ge=0, description="reader retriever: weight of the reader's ranking in fusion (hybrid's is 1)."
+    )
 
 
 class AnswerSettings(_Section):

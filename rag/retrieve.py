@@ -19,7 +19,7 @@ from rag.config import RetrieveSettings
 from rag.errors import IndexCorrupt, RagError
 from rag.stores import Filters, Manifest, Store, StoredChunk
 
-RETRIEVERS = ("dense", "bm25", "hybrid")
+RETRIEVERS = ("dense", "bm25", "hybrid", "reader")
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,7 @@ class Retriever:
         self._embedder = embedder
         self._query_vectors: dict[str, np.ndarray] = {}
         self._authors: tuple[Any, list[str]] = (None, [])  # (generation, author names)
+        self._reader: Any = None  # the reader model, loaded by the first "reader" search
 
     @property
     def embedder(self) -> Any:
@@ -188,7 +189,9 @@ class Retriever:
         if retriever not in RETRIEVERS:
             raise RagError(f"unknown retriever '{retriever}' (use one of {', '.join(RETRIEVERS)})")
         # Over-fetch when a cap may drop hits, so that k still come back.
-        n = max(k, s.candidates) if (retriever == "hybrid" or cap) else k
+        n = max(k, s.candidates) if (retriever in ("hybrid", "reader") or cap) else k
+        if retriever == "reader":
+            n = max(n, s.reader_candidates)
         if retriever == "dense":
             vec = self.embed_query(query) if query_vector is None else query_vector
             ranked = self.store.search_dense(vec, n, filters)
@@ -196,26 +199,53 @@ class Retriever:
             ranked = self.store.search_lexical(query, n, filters)
         else:
             vec = self.embed_query(query) if query_vector is None else query_vector
-            dense = self.store.search_dense(vec, n, filters)
-            lexical = self.store.search_lexical(query, n, filters)
-            # A query naming an author ("what does <author> say ...") adds a third ranking: that
-            # author's chunks by dense similarity. The embedder knows little of names, so without
-            # it a name-only question's dense noise outvotes the lexical match on the byline.
-            by_author: list[tuple[StoredChunk, float]] = []
-            if not (filters and filters.author):
-                for name in self.named_authors(query):
-                    by_author += self.store.search_dense(vec, n, replace(filters or Filters(), author=name))
-                by_author.sort(key=lambda cs: -cs[1])
-            by_id = {c.chunk_id: c for c, _ in [*dense, *lexical, *by_author]}
-            fused = rrf_fuse(
-                [
-                    [c.chunk_id for c, _ in dense],
-                    [c.chunk_id for c, _ in lexical],
-                    [c.chunk_id for c, _ in by_author],
-                ],
-                [s.dense_weight, s.lexical_weight, s.lexical_weight],
-                s.rrf_k,
-            )
-            ranked = [(by_id[cid], score) for cid, score in fused]
+            ranked = self._hybrid(query, vec, n, filters)
+            if retriever == "reader":
+                ranked = self._reread(query, ranked)
         ranked = cap_per_article(ranked, cap)[:k]
         return [Hit(c, sc, i, retriever) for i, (c, sc) in enumerate(ranked, start=1)]
+
+    def _hybrid(
+        self, query: str, vec: np.ndarray, n: int, filters: Filters | None
+    ) -> list[tuple[StoredChunk, float]]:
+        """Dense and BM25 rankings fused by reciprocal rank."""
+        s = self.settings
+        dense = self.store.search_dense(vec, n, filters)
+        lexical = self.store.search_lexical(query, n, filters)
+        # A query naming an author ("what does <author> say ...") adds a third ranking: that
+        # author's chunks by dense similarity. The embedder knows little of names, so without
+        # it a name-only question's dense noise outvotes the lexical match on the byline.
+        by_author: list[tuple[StoredChunk, float]] = []
+        if not (filters and filters.author):
+            for name in self.named_authors(query):
+                by_author += self.store.search_dense(vec, n, replace(filters or Filters(), author=name))
+            by_author.sort(key=lambda cs: -cs[1])
+        by_id = {c.chunk_id: c for c, _ in [*dense, *lexical, *by_author]}
+        fused = rrf_fuse(
+            [
+                [c.chunk_id for c, _ in dense],
+                [c.chunk_id for c, _ in lexical],
+                [c.chunk_id for c, _ in by_author],
+            ],
+            [s.dense_weight, s.lexical_weight, s.lexical_weight],
+            s.rrf_k,
+        )
+        return [(by_id[cid], score) for cid, score in fused]
+
+    def _reread(self, query: str, ranked: list[tuple[StoredChunk, float]]) -> list[tuple[StoredChunk, float]]:
+        """The first `reader_candidates` hits reordered by fusing their rank with the reader's
+        (its probability that the chunk answers the query); the rest follow in their order."""
+        s = self.settings
+        head, tail = ranked[: s.reader_candidates], ranked[s.reader_candidates :]
+        if len(head) < 2:
+            return ranked
+        if self._reader is None:
+            from rag.reader import Reader
+
+            self._reader = Reader()
+        scores = [r.score for r in self._reader.read(query, [c.text for c, _ in head])]
+        by_reader = sorted(range(len(head)), key=lambda i: -scores[i])
+        fused = rrf_fuse(
+            [[str(i) for i in range(len(head))], [str(i) for i in by_reader]], [1.0, s.reader_weight], s.rrf_k
+        )
+        return [(head[int(i)][0], score) for i, score in fused] + tail

@@ -47,7 +47,11 @@ def search(
     query: Annotated[str, typer.Argument(help="What to search for; '-' reads one query a line from stdin.")],
     k: Annotated[int | None, typer.Option("--k", min=1, max=1000, help="Hits to return.")] = None,
     retriever: Annotated[
-        str | None, typer.Option("--retriever", help="dense, bm25 or hybrid (default: hybrid).")
+        str | None,
+        typer.Option(
+            "--retriever",
+            help="dense, bm25, hybrid or reader (hybrid reordered by the reader); default hybrid.",
+        ),
     ] = None,
     url: Annotated[str | None, typer.Option("--url", help="Only articles whose URL contains this.")] = None,
     publication: Annotated[

@@ -42,7 +42,7 @@ def test_comma_separated_names_are_checked_against_the_known_ones():
     assert workflow.retriever_names(" dense, bm25,,") == ["dense", "bm25"]
     with pytest.raises(RagError) as e:
         workflow.retriever_names("dense,sparse")
-    assert str(e.value) == "--retriever: unknown retriever 'sparse' (use dense, bm25, hybrid)"
+    assert str(e.value) == "--retriever: unknown retriever 'sparse' (use dense, bm25, hybrid, reader)"
     assert workflow.answer_modes("extractive") == ["extractive"]
     with pytest.raises(RagError) as e:
         workflow.answer_modes("llm,abstractive")
