@@ -180,6 +180,18 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def init_provenance(checkpoint: Path) -> dict:
+    """What a second stage started from: the checkpoint and its own run's provenance."""
+    saved = torch.load(checkpoint, map_location="cpu")
+    run = checkpoint.parent / "provenance.json"
+    return {
+        "checkpoint": str(checkpoint),
+        "sha256": sha256(checkpoint),
+        "pairs_seen": saved.get("pairs_seen"),
+        "run": json.loads(run.read_text()) if run.exists() else None,
+    }
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(
@@ -207,6 +219,14 @@ def main() -> None:
     ap.add_argument("--span-weight", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="use only this many training pairs (smoke tests)")
+    ap.add_argument(
+        "--init", type=Path, help="start from this checkpoint's trained layers and heads (a second stage)"
+    )
+    ap.add_argument(
+        "--data-seed",
+        type=int,
+        help="seed of the constructed negatives (default --seed); a new one gives a second stage new swaps",
+    )
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +242,7 @@ def main() -> None:
     n = LAYERS - args.trained_layers
     log(f"settings {vars(args)}")
 
-    train_pairs = data_mod.training_pairs(args.train, args.seed)
+    train_pairs = data_mod.training_pairs(args.train, args.seed if args.data_seed is None else args.data_seed)
     if args.limit:
         train_pairs = train_pairs[: args.limit]
     dev_pairs = data_mod.dev_pairs(args.dev, args.seed)
@@ -230,6 +250,12 @@ def main() -> None:
     log(f"train pairs {len(train_pairs)} {kinds}; dev pairs {len(dev_pairs)}")
 
     model = load_pretrained(model_dir())
+    if args.init:
+        saved = torch.load(args.init, map_location="cpu")
+        if saved["trained_layers"] != args.trained_layers:
+            sys.exit(f"{args.init}: trained {saved['trained_layers']} layers, not {args.trained_layers}")
+        model.load_state_dict(saved["state"], strict=False)
+        log(f"init from {args.init} ({saved['pairs_seen']} pairs seen)")
     train_enc = encode(train_pairs, args.max_len)
     dev_enc = encode(dev_pairs, args.max_len)
     t0 = time.time()
@@ -341,6 +367,8 @@ def main() -> None:
         "checkpoints": history,
         "torch": torch.__version__,
     }
+    if args.init:
+        prov["init"] = init_provenance(args.init)
     (args.out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     log("done")
 
