@@ -57,10 +57,10 @@ def test_span_offsets_map_back_to_the_passage_text(fake_model):
 
 
 def test_batch_order_is_kept_across_runs_of_sorted_windows(fake_model):
-    # More passages than one run holds, of mixed lengths, so sorting by length reorders them.
+    # Many passages of mixed lengths, so sorting by length reorders them.
     passages = [
         ("filler words " * (i % 7)) + ("Paris is here." if i % 3 == 0 else "Nothing here.")
-        for i in range(WINDOWS_PER_RUN + 9)
+        for i in range(WINDOWS_PER_RUN + 16)
     ]
     readings = Reader(fake_model).read("Where?", passages)
     assert len(readings) == len(passages)
@@ -93,3 +93,16 @@ def test_a_missing_model_file_is_a_one_line_rag_error(tmp_path):
 def test_a_question_longer_than_the_window_is_cut_not_refused(fake_model):
     (r,) = Reader(fake_model).read("why " * (2 * MAX_TOKENS), ["It happened in Paris."])
     assert r.text == "Paris"
+
+
+def test_a_passages_reading_does_not_depend_on_the_passages_read_with_it():
+    """The shipped int8 graph, read alone and beside others of other lengths: the same reading."""
+    passages = [
+        "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy.",
+        "Filler. " * 60,
+        "Rollo was the Viking leader who founded Normandy.",
+    ]
+    reader = Reader()
+    together = reader.read("Who founded Normandy?", passages)
+    alone = [reader.read("Who founded Normandy?", [p])[0] for p in passages]
+    assert together == alone
