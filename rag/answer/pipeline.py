@@ -8,7 +8,7 @@ module composes them and renders the result as an `Answer` with renumbered citat
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,21 @@ class Answerer:
         return prompt.messages(question, qvec, sources, self.settings)
 
     def verify(self, draft: str, sources: list[Source]) -> tuple[list[Sentence], list[str]]:
-        return verify.verify(draft, sources, self._embed, self.settings.min_support)
+        return verify.verify(draft, sources, self._embed, self.settings.min_support, self._backs())
+
+    def _backs(self) -> Callable[[str, Source], bool] | None:
+        """The reader's check of a drafted sentence against its source, when `answer.reader_check`
+        is on: the sentence stands where the question would, and the source must score at least
+        the setting."""
+        cut = self.settings.reader_check
+        if not cut:
+            return None
+        if self.reader is None:
+            from rag.reader import Reader
+
+            self.reader = Reader()
+        reader = self.reader
+        return lambda text, source: reader.read(text, [source.hit.chunk.text])[0].score >= cut
 
     # ------------------------------------------------------------------------- the pipeline
 
@@ -195,7 +209,7 @@ class Answerer:
         llm = self.llm
         timings["llm_load"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        checker = verify.Verifier(shown, self._embed, self.settings.min_support)
+        checker = verify.Verifier(shown, self._embed, self.settings.min_support, self._backs())
         numbers: dict[int, int] = {}
         draft, done, first = "", 0, None
 

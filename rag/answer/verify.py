@@ -7,6 +7,7 @@ them. Grounding never relies on the model obeying its instructions.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,10 +25,14 @@ _FLIP_RE = re.compile(
 
 
 def verify(
-    draft: str, sources: list[Source], embed: EmbedFn, min_support: float
+    draft: str,
+    sources: list[Source],
+    embed: EmbedFn,
+    min_support: float,
+    backs: Callable[[str, Source], bool] | None = None,
 ) -> tuple[list[Sentence], list[str]]:
     """Keep the draft's sentences that their cited source supports; drop the rest."""
-    checker = Verifier(sources, embed, min_support)
+    checker = Verifier(sources, embed, min_support, backs)
     for sent in draft_sentences(draft):
         checker.check(sent)
     return checker.kept, checker.dropped
@@ -37,8 +42,15 @@ class Verifier:
     """Checks a draft one sentence at a time, as the model writes it, so that only sentences
     that stand are ever shown; remembers what it kept and dropped."""
 
-    def __init__(self, sources: list[Source], embed: EmbedFn, min_support: float) -> None:
+    def __init__(
+        self,
+        sources: list[Source],
+        embed: EmbedFn,
+        min_support: float,
+        backs: Callable[[str, Source], bool] | None = None,
+    ) -> None:
         self.by_n = {s.n: s for s in sources}
+        self.backs = backs  # a second check of a supported sentence against its source (the reader)
         self.embed = embed
         self.min_support = min_support
         self.titles = set().union(*(content_words(s.hit.chunk.title) for s in sources))
@@ -63,6 +75,9 @@ class Verifier:
         scored = [(support(text, vec, self.by_n[n]), n) for n in candidates]
         best, n = max(scored)
         if best < self.min_support or is_instruction(text) or flips(text, self.by_n[n]):
+            self.dropped.append(sent)
+            return None
+        if self.backs is not None and not self.backs(text, self.by_n[n]):
             self.dropped.append(sent)
             return None
         keep = [m for sc, m in scored if sc >= self.min_support] if valid else [n]

@@ -268,3 +268,34 @@ def test_chat_answers_follow_ups_lists_sources_and_quits(real_index):
     assert "p-hacking. [1]" in res.stdout
     assert "  1. The Statistical Significance Scam — https://medium.com/" in res.stdout
     assert "The indexed articles do not answer this." in res.stdout
+
+
+def test_the_reader_check_reads_each_kept_sentence_with_its_cited_source(answerer, monkeypatch):
+    """answer.reader_check on: the real reader reads (sentence, cited chunk); a sentence it
+    scores below the setting is dropped even though the verifier supports it."""
+    question = "What is statistical significance?"
+    sources = answerer.sources(answerer.retriever.search(question, k=4))[:3]
+    n, sentence = next(
+        (src.n, x)
+        for src in sources
+        for x in src.sentences
+        if x.endswith(".") and answerer.verify(f"{x} [{src.n}]", sources)[0]
+    )
+    read: list[tuple[str, list[str]]] = []
+    real = answerer.reader.read
+
+    def spy(q, passages):
+        read.append((q, list(passages)))
+        return real(q, passages)
+
+    monkeypatch.setattr(answerer.reader, "read", spy)
+    score = real(sentence, [sources[n - 1].hit.chunk.text])[0].score
+    monkeypatch.setattr(
+        answerer, "settings", answerer.settings.model_copy(update={"reader_check": score / 2})
+    )
+    assert answerer.verify(f"{sentence} [{n}]", sources)[0]
+    assert read == [(sentence, [sources[n - 1].hit.chunk.text])]
+    monkeypatch.setattr(answerer, "settings", answerer.settings.model_copy(update={"reader_check": 0.999}))
+    if score < 0.999:
+        kept, dropped = answerer.verify(f"{sentence} [{n}]", sources)
+        assert not kept and dropped == [f"{sentence} [{n}]"]

@@ -108,3 +108,29 @@ def test_top3_similarity_counts_each_distinct_sentence_once():
     assert mean_of_best(best_sentence_sims(q, [a, b]), 3) == pytest.approx((0.9 + 0.7 + 0.5) / 3)
     assert mean_of_best(best_sentence_sims(q, []), 3) == -1.0
     assert mean_of_best(best_sentence_sims(q, [a, b]), 1) == pytest.approx(0.9)  # the best alone
+
+
+def test_the_readers_check_drops_a_supported_sentence_it_does_not_back():
+    """A sentence copied from its source passes the verifier; with a second check (the reader's,
+    `answer.reader_check`) it stands only when that check backs it too."""
+    from rag.answer.sources import sources_from_texts
+    from rag.answer.verify import Verifier
+
+    text = "Researchers test many hypotheses until one passes the threshold of significance."
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.ones((len(texts), 3)) / np.sqrt(3)  # every sentence alike: support is by words
+
+    sources = sources_from_texts([text], embed)
+    seen: list[tuple[str, int]] = []
+
+    def backs(sentence: str, source: Source) -> bool:
+        seen.append((sentence, source.n))
+        return "threshold" not in sentence
+
+    assert Verifier(sources, embed, 0.6).check(f"{text} [1]") is not None
+    checked = Verifier(sources, embed, 0.6, backs)
+    assert checked.check(f"{text} [1]") is None
+    assert checked.dropped == [f"{text} [1]"]
+    assert seen == [(text, 1)]
+    assert checked.check("Researchers test many hypotheses until one passes. [1]") is not None
