@@ -140,13 +140,23 @@ class Retriever:
         self._embedder = embedder
         self._query_vectors: dict[str, np.ndarray] = {}
         self._authors: tuple[Any, list[str]] = (None, [])  # (generation, author names)
-        self._reader: Any = None  # the reader model, loaded by the first "reader" search
+        self._reader: Any = None  # the reader model (see `reader`)
 
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
             self._embedder = load_query_embedder(self.store.path, self.store.manifest())
         return self._embedder
+
+    @property
+    def reader(self) -> Any:
+        """The reader model (rag.reader), one for everything that reads with this index: the
+        "reader" retriever and the answer path. Its graph loads on the first read."""
+        if self._reader is None:
+            from rag.reader import Reader
+
+            self._reader = Reader()
+        return self._reader
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's vector; remembered, since evaluation asks several retrievers in turn."""
@@ -239,11 +249,7 @@ class Retriever:
         head, tail = ranked[: s.reader_candidates], ranked[s.reader_candidates :]
         if len(head) < 2:
             return ranked
-        if self._reader is None:
-            from rag.reader import Reader
-
-            self._reader = Reader()
-        scores = [r.score for r in self._reader.read(query, [c.text for c, _ in head])]
+        scores = [r.score for r in self.reader.read(query, [c.text for c, _ in head])]
         by_reader = sorted(range(len(head)), key=lambda i: -scores[i])
         fused = rrf_fuse(
             [[str(i) for i in range(len(head))], [str(i) for i in by_reader]], [1.0, s.reader_weight], s.rrf_k

@@ -45,18 +45,19 @@ class Answerer:
             abstention = AbstentionModel.load(abstention) if abstention.exists() else None
         self.abstention: AbstentionModel | None = abstention
         self.model = local_llm.LocalLLM(llm_settings, prompt.SYSTEM_PROMPT)
-        self.reader: Any = None
         if abstention is not None and "reader" in abstention.features and not settings.reader:
             raise RagError(
                 "the fitted answer decision uses the reader's signal: set answer.reader = true "
                 "(or refit it without the reader: python -m eval.fit_decision)"
             )
-        if settings.reader:
-            from rag.reader import Reader
-
-            self.reader = Reader()
 
     # ------------------------------------------------------------------------- the parts
+
+    @property
+    def reader(self) -> Any:
+        """The reader whose score the decision takes (the retriever's), None when answer.reader
+        is off."""
+        return self.retriever.reader if self.settings.reader else None
 
     def model_path(self) -> Path:
         return self.model.path()
@@ -87,9 +88,9 @@ class Answerer:
         filters: Filters | None = None,
     ) -> tuple[dict[str, float], list[str]]:
         signals, missing = decision.signals(self.retriever.store, question, qvec, hits, sources, filters)
-        if self.reader is not None and hits:
+        if self.settings.reader and hits:
             passages = [h.chunk.text for h in hits[: self.settings.reader_passages]]
-            signals["reader"] = max(r.score for r in self.reader.read(question, passages))
+            signals["reader"] = max(r.score for r in self.retriever.reader.read(question, passages))
         return signals, missing
 
     def question_signals(self, question: str) -> tuple[dict[str, float], list[str]]:
@@ -124,11 +125,7 @@ class Answerer:
         cut = self.settings.reader_check
         if not cut:
             return None
-        if self.reader is None:
-            from rag.reader import Reader
-
-            self.reader = Reader()
-        reader = self.reader
+        reader = self.retriever.reader
         return lambda text, source: reader.read(text, [source.hit.chunk.text])[0].score >= cut
 
     # ------------------------------------------------------------------------- the pipeline

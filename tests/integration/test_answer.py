@@ -299,3 +299,16 @@ def test_the_reader_check_reads_each_kept_sentence_with_its_cited_source(answere
     if score < 0.999:
         kept, dropped = answerer.verify(f"{sentence} [{n}]", sources)
         assert not kept and dropped == [f"{sentence} [{n}]"]
+
+
+def test_the_reader_check_leaves_the_decisions_signal_off_when_answer_reader_is(answerer):
+    """answer.reader off, reader_check on: the check reads drafted sentences, but the decision's
+    signals still go without the reader's, before and after a draft is checked."""
+    question = "What is statistical significance?"
+    settings = answerer.settings.model_copy(update={"reader": False, "reader_check": 0.01})
+    a = Answerer(answerer.retriever, settings, answerer.llm_settings)
+    assert a.reader is None
+    sources = a.sources(a.retriever.search(question, k=4))[:3]
+    a.verify(f"{sources[0].sentences[0]} [1]", sources)
+    signals, _ = a.question_signals(question)
+    assert signals["reader"] == 0.0 and a.reader is None
