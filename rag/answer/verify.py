@@ -74,10 +74,13 @@ class Verifier:
         candidates = valid or list(self.by_n)
         scored = [(support(text, vec, self.by_n[n]), n) for n in candidates]
         best, n = max(scored)
-        if best < self.min_support or is_instruction(text) or flips(text, self.by_n[n]):
-            self.dropped.append(sent)
-            return None
-        if self.backs is not None and not self.backs(text, self.by_n[n]):
+        # The reader's check (`backs`) runs last: only on a sentence the cheap checks let through.
+        if (
+            best < self.min_support
+            or is_instruction(text)
+            or flips(text, self.by_n[n])
+            or (self.backs is not None and not self.backs(text, self.by_n[n]))
+        ):
             self.dropped.append(sent)
             return None
         keep = [m for sc, m in scored if sc >= self.min_support] if valid else [n]

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.answer.types import OUTCOMES
 from rag.errors import RagError
 from rag.evaluation.tables import markdown_table
 from rag.records import Article
 
-OUTCOMES = ("answered", "unsure", "abstained")
 WH_WORDS = ("who", "when", "where", "how many", "how much", "which", "why", "how", "what")
 
 
@@ -231,6 +231,15 @@ def auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     return wins / (len(pos) * len(neg))
 
 
+def signal_auc(rows: Sequence[dict[str, Any]], signal: str) -> float | None:
+    """ROC AUC of one signal alone over rows (answerable or not, with their signals). Counts of
+    what is missing are better the lower they are: negated, so that 0.5 means no use and above 0.5
+    helps, as for the other signals."""
+    sign = -1.0 if signal in ("missing", "best_missing", "kind_missing") else 1.0
+    scores = [sign * float(r["signals"].get(signal, 0.0)) for r in rows]
+    return auc(scores, [bool(r["answerable"]) for r in rows])
+
+
 def _count_below(sorted_values: list[float], x: float, strict: bool = True) -> int:
     import bisect
 
@@ -256,10 +265,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     conf = [_score(r) for r in rows]
     out["auc"] = {"confidence": auc(conf, labels)}
     for name in sorted({k for r in rows for k in r["signals"]}):
-        # Counts of what is missing are better the lower they are: negated, so that 0.5 means
-        # no use and above 0.5 helps, as for the other signals.
-        sign = -1.0 if name in ("missing", "best_missing", "kind_missing") else 1.0
-        out["auc"][name] = auc([sign * r["signals"].get(name, 0.0) for r in rows], labels)
+        out["auc"][name] = signal_auc(rows, name)
     out["by_type"] = {}
     for t in sorted({r["type"] for r in rows}):
         part = [r for r in rows if r["type"] == t and r["answerable"]]

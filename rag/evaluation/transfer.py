@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from rag import abstain
-from rag.evaluation.answerability import OUTCOMES, auc
+from rag.answer.types import OUTCOMES
+from rag.evaluation.answerability import auc, signal_auc
 from rag.evaluation.tables import markdown_table
 
 # Candidate decisions (name: features, l2). All keep the names veto.
@@ -142,14 +143,7 @@ def _out_of_fold(
 def signal_aucs(corpora: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float | None]]:
     """ROC AUC of each signal alone on each corpus (higher when answerable questions score
     higher; signals that count what is missing are negated)."""
-    out: dict[str, dict[str, float | None]] = {}
-    for name, rows in corpora.items():
-        labels = [bool(r["answerable"]) for r in rows]
-        out[name] = {}
-        for sig in abstain.SIGNALS:
-            sign = -1.0 if sig in ("missing", "best_missing", "kind_missing") else 1.0
-            out[name][sig] = auc([sign * float(r["signals"].get(sig, 0.0)) for r in rows], labels)
-    return out
+    return {name: {sig: signal_auc(rows, sig) for sig in abstain.SIGNALS} for name, rows in corpora.items()}
 
 
 def transfer_table(results: dict[str, dict[str, dict[str, Any]]], corpora: Sequence[str]) -> str:
