@@ -72,9 +72,9 @@ class AbstentionModel:
     weights: list[float]
     bias: float
     threshold: float
-    veto_missing: bool = True
+    veto_missing: bool = True  # abstain whenever a name or number of the question is missing
     # Below `threshold` and at or above this: unsure (the closest passages, not called an answer).
-    unsure_threshold: float | None = None  # abstain whenever a name or number of the question is missing
+    unsure_threshold: float | None = None
     l2: float = 1.0
     provenance: dict[str, Any] = field(default_factory=dict)
 

@@ -180,9 +180,9 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def init_provenance(checkpoint: Path) -> dict:
-    """What a second stage started from: the checkpoint and its own run's provenance."""
-    saved = torch.load(checkpoint, map_location="cpu")
+def init_provenance(checkpoint: Path, saved: dict) -> dict:
+    """What a second stage started from: the checkpoint (`saved`, as loaded) and its own run's
+    provenance."""
     run = checkpoint.parent / "provenance.json"
     return {
         "checkpoint": str(checkpoint),
@@ -250,12 +250,13 @@ def main() -> None:
     log(f"train pairs {len(train_pairs)} {kinds}; dev pairs {len(dev_pairs)}")
 
     model = load_pretrained(model_dir())
+    init = None
     if args.init:
-        saved = torch.load(args.init, map_location="cpu")
-        if saved["trained_layers"] != args.trained_layers:
-            sys.exit(f"{args.init}: trained {saved['trained_layers']} layers, not {args.trained_layers}")
-        model.load_state_dict(saved["state"], strict=False)
-        log(f"init from {args.init} ({saved['pairs_seen']} pairs seen)")
+        init = torch.load(args.init, map_location="cpu")
+        if init["trained_layers"] != args.trained_layers:
+            sys.exit(f"{args.init}: trained {init['trained_layers']} layers, not {args.trained_layers}")
+        model.load_state_dict(init["state"], strict=False)
+        log(f"init from {args.init} ({init['pairs_seen']} pairs seen)")
     train_enc = encode(train_pairs, args.max_len)
     dev_enc = encode(dev_pairs, args.max_len)
     t0 = time.time()
@@ -367,8 +368,8 @@ def main() -> None:
         "checkpoints": history,
         "torch": torch.__version__,
     }
-    if args.init:
-        prov["init"] = init_provenance(args.init)
+    if init is not None:
+        prov["init"] = init_provenance(args.init, init)
     (args.out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     log("done")
 
