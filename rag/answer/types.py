@@ -75,3 +75,14 @@ class Answer:
             ],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+
+
+def answer_json(ans: Answer, turn: Any = None) -> dict[str, Any]:
+    """The answer as `rag ask --json` writes it and `rag serve` returns it: `Answer.as_dict`, plus
+    the follow-up fields when `turn` (a rag.followup.Turn) leaned on an earlier question."""
+    d = ans.as_dict()
+    if turn is not None and turn.follows:
+        d["question"] = turn.question
+        d["follows"] = turn.follows  # the earlier question whose topic was added
+        d["query"] = turn.query  # what was retrieved and answered
+    return d

@@ -123,13 +123,10 @@ def print_closest(ans: Any) -> None:
 
 
 def answer_json(ans: Any, turn: Any) -> dict[str, Any]:
-    """The answer's JSON, plus the follow-up fields when the question leaned on an earlier one."""
-    d: dict[str, Any] = ans.as_dict()
-    if turn.follows:
-        d["question"] = turn.question
-        d["follows"] = turn.follows  # the earlier question whose topic was added
-        d["query"] = turn.query  # what was retrieved and answered
-    return d
+    """The answer's JSON (rag.answer.types.answer_json, which `rag serve` returns too)."""
+    from rag.answer.types import answer_json as as_json
+
+    return as_json(ans, turn)
 
 
 def fit_columns(title: int, others: list[int], extras: list[int], total: int) -> tuple[list[int], int]:
