@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rag.errors import RagError
+from rag.textio import decode_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
@@ -217,6 +218,21 @@ def _explain(e: ValidationError, source: str) -> str:
     return f"{source}: bad value for '{key}': {err['msg']}"
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's table. TOML is UTF-8; a byte-order mark (Windows editors write one, UTF-16
+    too) is read as rag.textio says, and bytes that are not UTF-8 are refused with their line."""
+    try:
+        decoded = decode_bytes(path.read_bytes())
+    except OSError as e:
+        raise RagError(f"{path}: cannot read the config file: {e.strerror or e}") from None
+    if decoded.bad_line is not None:
+        raise RagError(f"{path}: line {decoded.bad_line} is not UTF-8: save the file as UTF-8")
+    try:
+        return tomllib.loads(decoded.text)
+    except tomllib.TOMLDecodeError as e:
+        raise RagError(f"{path}: not valid TOML: {e}") from None
+
+
 def load_settings(
     path: Path | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
@@ -226,10 +242,7 @@ def load_settings(
     path = path or Path(os.environ.get("RAG_CONFIG", DEFAULT_CONFIG))
     data: dict[str, Any] = {}
     if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise RagError(f"{path}: not valid TOML: {e}") from None
+        data = _read_toml(path)
     elif path != DEFAULT_CONFIG:
         raise RagError(f"{path}: config file not found")
     base_dir = path.resolve().parent.parent if path.exists() else PROJECT_ROOT

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from rag.clean import byline_date, clean_page, parse_author
 from rag.records import Article
+from rag.textio import FALLBACK, decode_bytes, sniff_encoding
 
 CLEANER_VERSION = "2"  # 2: the author is parsed from the byline (and hashed); covers rag.clean
 
@@ -86,22 +87,26 @@ def find_bundles(path: Path) -> list[Path]:
 
 
 def _decode(path: Path, data: bytes) -> tuple[str | None, list[Warning]]:
+    """The file's text, decoded as rag.textio says (UTF-8, a byte-order mark's UTF-16, else
+    Windows-1252 byte by byte), with a warning for what was not UTF-8 and for NULs removed."""
     name = str(path)
     if not data.strip():
         return None, [Warning(name, 1, "empty file, skipped")]
-    if _control_ratio(data[:8192]) > 0.1:
+    # UTF-16 is half NULs: only bytes in no encoding sniff_encoding names are judged by them.
+    if sniff_encoding(data) is None and _control_ratio(data[:8192]) > 0.1:
         return None, [Warning(name, 1, "binary file, skipped")]
+    decoded = decode_bytes(data)
+    text = decoded.text
     warnings: list[Warning] = []
-    if b"\x00" in data:  # a few stray NULs in a text file: drop them, keep the text
-        line = data[: data.index(b"\x00")].count(b"\n") + 1
+    if decoded.bad_line is not None:
+        warnings.append(Warning(name, decoded.bad_line, f"not UTF-8: read as {FALLBACK}"))
+    if "\x00" in text:  # a few stray NULs in a text file: drop them, keep the text
+        line = text.count("\n", 0, text.index("\x00")) + 1
         warnings.append(Warning(name, line, "NUL bytes removed"))
-        data = data.replace(b"\x00", b"")
-    try:
-        return data.decode("utf-8"), warnings
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        text = data.decode("utf-8", errors="replace").replace("\ufffd", "")
-        return text, [*warnings, Warning(name, line, "invalid UTF-8 bytes removed")]
+        text = text.replace("\x00", "")
+    if not text.strip():
+        return None, [*warnings, Warning(name, 1, "empty file, skipped")]
+    return text, warnings
 
 
 def _control_ratio(data: bytes) -> float:

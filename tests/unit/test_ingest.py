@@ -197,13 +197,17 @@ def test_article_without_source_url_is_skipped(tmp_path: Path):
     assert len(warns) == 1 and "no Source URL" in warns[0].message and warns[0].line == 1
 
 
-def test_non_utf8_bytes_are_removed_with_warning_naming_the_line(tmp_path: Path):
+def test_non_utf8_bytes_are_read_as_cp1252_with_warning_naming_the_line(tmp_path: Path):
     f = tmp_path / "c.md"
     data = article(body="Caf\u00e9 line one.\nBroken XBYTE here and more words.").encode()
     f.write_bytes(data.replace(b"XBYTE", b"\xff\xfe"))
     arts, warns = parse_bundle(f)
-    assert len(arts) == 1 and "Broken  here" in arts[0].text
-    assert warns[0].message == "invalid UTF-8 bytes removed"
+    assert (
+        len(arts) == 1
+        and "Caf\u00e9 line one." in arts[0].text
+        and "Broken \u00ff\u00fe here" in arts[0].text
+    )
+    assert warns[0].message == "not UTF-8: read as Windows-1252"
     assert warns[0].line == data.decode().splitlines().index("Broken XBYTE here and more words.") + 1
 
 
