@@ -30,9 +30,16 @@ def model_file(s: LLMSettings) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def load_llm(path: Path, s: LLMSettings, logits_all: bool = False, n_ctx: int | None = None) -> Any:
+def load_llm(
+    path: Path,
+    s: LLMSettings,
+    logits_all: bool = False,
+    n_ctx: int | None = None,
+    lora_path: Path | None = None,
+) -> Any:
     """Load a GGUF model; a missing or unreadable file is a one-line error. `logits_all` keeps
-    every position's logits (for scoring text rather than generating it)."""
+    every position's logits (for scoring text rather than generating it). `lora_path`: a GGUF
+    LoRA adapter applied over the model (rag/answer/line.py's `adapter_for` says which fits)."""
     if not path.is_file():
         raise RagError(f"{path}: model file not found (set llm.model_path or --model)")
     with open(path, "rb") as f:
@@ -52,6 +59,7 @@ def load_llm(path: Path, s: LLMSettings, logits_all: bool = False, n_ctx: int | 
             n_gpu_layers=s.n_gpu_layers,
             verbose=False,
             seed=0,
+            lora_path=str(lora_path) if lora_path else None,
         )
     except Exception as e:  # llama.cpp reports a bad file as ValueError or RuntimeError
         raise RagError(f"{path}: cannot load the model ({e})") from None

@@ -1,0 +1,199 @@
+"""The answer line: one short sentence the local LLM (with our LoRA adapter) writes above the
+quoted evidence, with its citation, checked against the source it cites.
+
+How the answer path calls it (LLM mode, after the extractive answer chose its evidence):
+
+    from rag.answer import line as answer_line
+
+    evidence = answer_line.evidence_from(extractive_sentences, sources)   # [(n, label, text)]
+    result = answer_line.write_line(llm, question, evidence)              # a Line, never None
+    if result.kept:
+        print(result.text, "[%d]" % result.cite)   # above the quoted evidence; the --json answer too
+    # result.declined: the model said the sources do not answer (a signal for the decision);
+    # result.p_decline: its probability of starting the refusal line (for a continuous signal).
+    # Not kept (declined, no citation, cited a source it was not shown, a word not in that
+    # source): the quoted evidence alone is shown, as today.
+
+`llm` is a `llama_cpp.Llama` loaded with the adapter: `rag.llm.load_llm(model_file(s), s,
+lora_path=adapter_for(model_file(s)))` (None when the base file is not the one the adapter was
+trained on: then the base model writes the line, or the caller skips the line). `extractive_sentences`
+are the Sentence tuples (text, [n], support) the extractive answer selected, `sources` the numbered
+sources they cite. The prompt here is the one the adapter was trained on (training/llm/data.py
+builds its examples with `user_message` and `chat_prompt`), so change it only with a retrained adapter.
+
+The check never trusts the model: the line must cite one source it was shown, and every content
+word, name and number of the line must stand in that source (Porter stems, so "located" stands
+for "location" and "Normans" for "Norman"); the question's own words count as standing too only when
+the source holds them, never by themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.text import content_words, stem
+
+REFUSAL = "No answer."
+SYSTEM = (
+    "Answer the question in a few words from the numbered sources, then cite the source like [2]. "
+    f"If the sources do not answer it, write: {REFUSAL}"
+)
+MAX_TOKENS = 24  # "France. [2]" is 6 tokens; a line that runs on is cut and fails the check
+ADAPTER_DIR = Path(__file__).resolve().parents[2] / "models" / "llm"
+ADAPTER_FILE = "adapter.gguf"
+
+# (n, label, text): a source's number, its "Title > Heading" line as rag shows it, and the text
+Evidence = tuple[int, str, str]
+
+_CITE_RE = re.compile(r"\[(\d{1,2})\]")
+_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:'[a-z]+)?")
+
+
+@dataclass(frozen=True)
+class Line:
+    """What the model wrote and what the check made of it."""
+
+    raw: str  # the model's text as written
+    text: str  # the line without its citation ("France.")
+    cite: int | None  # the source number it cites
+    declined: bool  # the model wrote the refusal line
+    p_decline: float  # probability of the refusal's first token at the first step
+    kept: bool  # cites one shown source and every word stands in it
+    reason: (
+        str  # "" when kept; else why not ("declined", "no citation", "unshown source", "not in source: w")
+    )
+
+
+def chat_prompt(system: str, user: str) -> str:
+    """SmolLM2's chat template (ChatML), up to the assistant's turn."""
+    return (
+        f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def user_message(question: str, evidence: Sequence[Evidence]) -> str:
+    """The sources, numbered, each as '[n] label' over its text, then the question."""
+    blocks = [f"[{n}] {label}\n{text}" if label else f"[{n}] {text}" for n, label, text in evidence]
+    return "Sources:\n" + "\n".join(blocks) + f"\n\nQuestion: {question}"
+
+
+def prompt(question: str, evidence: Sequence[Evidence]) -> str:
+    return chat_prompt(SYSTEM, user_message(question, evidence))
+
+
+def evidence_from(
+    sentences: Sequence[tuple[str, list[int], float]], sources: Sequence[Any]
+) -> list[Evidence]:
+    """The extractive answer's sentences grouped by the source they quote, in the order first
+    quoted, each with its source's "Title > Heading" line (rag.records.prefix)."""
+    from rag.records import prefix
+
+    by_n = {s.n: s for s in sources}
+    texts: dict[int, list[str]] = {}
+    for text, cites, _ in sentences:
+        if cites:
+            texts.setdefault(cites[0], []).append(text)
+    out: list[Evidence] = []
+    for n, parts in texts.items():
+        ch = by_n[n].hit.chunk if n in by_n else None
+        label = prefix(ch.title, ch.heading, getattr(ch, "author", None)) if ch is not None else ""
+        out.append((n, label, " ".join(parts)))
+    return out
+
+
+def _stems(text: str) -> set[str]:
+    return set(stem(sorted(content_words(text))))
+
+
+def check(raw: str, evidence: Sequence[Evidence]) -> Line:
+    """Parse the model's text into a line and its citation, and check the line against the
+    cited source (see the module docstring). `p_decline` is left at 0."""
+    raw = raw.strip()
+    first = raw.splitlines()[0].strip() if raw else ""
+    if not first or first.lower().startswith(REFUSAL.lower()[:-1].lower()):
+        return Line(raw, "", None, True, 0.0, False, "declined")
+    cites = [int(c) for c in _CITE_RE.findall(first)]
+    text = _CITE_RE.sub("", first).strip()
+    by_n = {n: (label, body) for n, label, body in evidence}
+    if not cites:
+        return Line(raw, text, None, False, 0.0, False, "no citation")
+    cite = cites[0]
+    if cite not in by_n or any(c != cite for c in cites):
+        return Line(
+            raw, text, cite, False, 0.0, False, "unshown source" if cite not in by_n else "two sources"
+        )
+    words = _stems(text)
+    if not words:
+        return Line(raw, text, cite, False, 0.0, False, "no content words")
+    label, body = by_n[cite]
+    source = _stems(body) | _stems(label)
+    missing = sorted(words - source)
+    if missing:
+        return Line(raw, text, cite, False, 0.0, False, "not in source: " + " ".join(missing))
+    # Names and numbers as written (a digit or a capital inside a word): 1066 must not pass for 1067
+    # through stemming, and neither may "IBM" for "ibm" in a title only.
+    exact = set(_WORD_RE.findall(body + " " + label))
+    for w in _WORD_RE.findall(text):
+        if any(c.isdigit() for c in w) and w not in exact:
+            return Line(raw, text, cite, False, 0.0, False, f"not in source: {w}")
+    return Line(raw, text, cite, False, 0.0, True, "")
+
+
+def write_line(llm: Any, question: str, evidence: Sequence[Evidence], max_tokens: int = MAX_TOKENS) -> Line:
+    """Greedy-decode one line for `question` from `evidence` with a loaded llama_cpp.Llama, and
+    check it. Also records the probability the model gave the refusal's first token."""
+    if not evidence:
+        return Line("", "", None, True, 1.0, False, "no evidence")
+    tokens = llm.tokenize(prompt(question, evidence).encode("utf-8"), add_bos=False, special=True)
+    refusal_tok = llm.tokenize(REFUSAL.encode("utf-8"), add_bos=False, special=False)[0]
+    stop = {llm.token_eos()} | set(llm.tokenize(b"<|im_end|>", add_bos=False, special=True))
+    out: list[int] = []
+    p_decline = 0.0
+    for i, tok in enumerate(llm.generate(tokens, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True)):
+        if i == 0:
+            # The prompt's last logits: generate has evaluated the prompt, not yet this token.
+            logits = llm.scores[llm.n_tokens - 1]
+            top = float(max(logits))
+            z = sum(math.exp(float(v) - top) for v in logits)
+            p_decline = math.exp(float(logits[refusal_tok]) - top) / z
+        if tok in stop or len(out) >= max_tokens:
+            break
+        out.append(tok)
+        if b"\n" in llm.detokenize([tok]):
+            break
+    raw = llm.detokenize(out).decode("utf-8", errors="ignore")
+    line = check(raw, evidence)
+    return Line(line.raw, line.text, line.cite, line.declined, p_decline, line.kept, line.reason)
+
+
+def adapter_for(base: Path, adapter_dir: Path = ADAPTER_DIR) -> Path | None:
+    """The shipped LoRA adapter when `base` is the file it was trained on (by sha256), else None."""
+    prov = adapter_dir / "provenance.json"
+    adapter = adapter_dir / ADAPTER_FILE
+    if not (prov.is_file() and adapter.is_file() and base.is_file()):
+        return None
+    want = json.loads(prov.read_text(encoding="utf-8")).get("base", {}).get("sha256")
+    return adapter if want and file_sha256(base) == want else None
+
+
+_SHA_CACHE: dict[tuple[str, int, float], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256, remembered per (path, size, mtime) within the process."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]

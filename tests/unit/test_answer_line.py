@@ -1,0 +1,80 @@
+"""The answer line's check: what the model writes stands only when its cited source holds it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from rag.answer.line import REFUSAL, check, evidence_from, prompt, user_message
+
+EVIDENCE = [
+    (
+        1,
+        "Normans",
+        "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy.",
+    ),
+    (2, "Normans > Origin", "Normandy is a region in France. The Norman dynasty began in 1066."),
+]
+
+
+def test_short_answer_with_citation_of_its_source_is_kept():
+    line = check("France. [2]", EVIDENCE)
+    assert line.kept and line.cite == 2 and line.text == "France."
+    assert not line.declined and line.reason == ""
+
+
+def test_answer_citing_a_source_that_lacks_it_is_not_kept():
+    line = check("France. [1]", EVIDENCE)
+    assert not line.kept and line.reason.startswith("not in source")
+
+
+def test_word_missing_from_every_source_is_not_kept():
+    line = check("Germany. [2]", EVIDENCE)
+    assert not line.kept and "germani" in line.reason
+
+
+def test_number_must_stand_as_written():
+    assert check("1066. [2]", EVIDENCE).kept
+    line = check("1067. [2]", EVIDENCE)
+    assert not line.kept and "1067" in line.reason
+
+
+def test_inflected_words_stand_through_stems():
+    assert check("The Norman dynasty. [2]", EVIDENCE).kept
+
+
+def test_refusal_is_a_decline_not_a_line():
+    line = check(REFUSAL, EVIDENCE)
+    assert line.declined and not line.kept and line.reason == "declined"
+    assert check("", EVIDENCE).declined
+
+
+def test_missing_unshown_or_mixed_citations_are_not_kept():
+    assert check("France.", EVIDENCE).reason == "no citation"
+    assert check("France. [7]", EVIDENCE).reason == "unshown source"
+    assert check("France [2] and Normandy [1].", EVIDENCE).reason == "two sources"
+
+
+def test_only_the_first_line_counts():
+    line = check("France. [2]\nQuestion: something else entirely [9]", EVIDENCE)
+    assert line.kept and line.cite == 2
+
+
+def test_prompt_numbers_sources_with_their_labels_and_ends_at_the_assistant_turn():
+    text = user_message("Where is Normandy?", EVIDENCE)
+    assert text.startswith("Sources:\n[1] Normans\nThe Normans")
+    assert "[2] Normans > Origin\nNormandy is a region" in text
+    assert text.endswith("Question: Where is Normandy?")
+    assert prompt("Where is Normandy?", EVIDENCE).endswith("<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_evidence_groups_quoted_sentences_by_source_with_the_chunk_prefix():
+    def source(n, title, heading, author=None):
+        chunk = SimpleNamespace(title=title, heading=heading, author=author)
+        return SimpleNamespace(n=n, hit=SimpleNamespace(chunk=chunk))
+
+    sources = [source(1, "Stats", "P-values", "Ann"), source(2, "Other", "")]
+    sentences = [("A p-value is a probability.", [1], 1.0), ("It is small.", [1], 1.0), ("Other.", [2], 1.0)]
+    assert evidence_from(sentences, sources) == [
+        (1, "Stats (by Ann) > P-values", "A p-value is a probability. It is small."),
+        (2, "Other", "Other."),
+    ]
