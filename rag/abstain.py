@@ -86,10 +86,11 @@ class AbstentionModel:
         x = np.array([float(signals[f]) for f in self.features])
         return (x - np.asarray(self.mean)) / np.asarray(self.scale)
 
-    def explain(self, signals: dict[str, float]) -> str:
+    def explain(self, signals: dict[str, float], p: float | None = None) -> str:
         """Why a question below the threshold is not answered: the signal whose standardised
-        contribution pulled the probability down the most, in words."""
-        p = self.probability(signals)
+        contribution pulled the probability down the most, in words (`p`: the confidence as
+        decided, when a prior moved it)."""
+        p = self.probability(signals) if p is None else p
         contrib = self._standardise(signals) * np.asarray(self.weights)
         worst = self.features[int(np.argmin(contrib))]
         why = _WHY.get(worst, worst).format(v=signals[worst])

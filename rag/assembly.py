@@ -83,4 +83,5 @@ def open_answerer(
     llm = settings.llm
     if model is not None:
         llm = llm.model_copy(update={"model_path": str(model)})
-    return Answerer(retriever, settings.answer, llm, settings.paths.abstention if fitted else None)
+    abstention = settings.paths.abstention if fitted else None
+    return Answerer(retriever, settings.answer, llm, abstention, prior=settings.costs.answerable_prior)

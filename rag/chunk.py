@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from rag.records import Article, Chunk, prefix
 from rag.text import SENTENCE_END_RE, byline
 
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] take two places in the window
 
 TokenCounter = Callable[[str], int]
@@ -39,20 +39,27 @@ _HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*$")
 
 
 def _sections(text: str) -> Iterator[tuple[str, int, int]]:
-    """(heading path, start, end) for each run of text between headings."""
+    """(heading path, start, end) for each section: its heading lines and the text under them.
+
+    The heading line is part of the section's text, so a heading is searched, embedded and
+    quoted like any sentence ("Flaw 2: It doesn't mean what people think it means"), and a run
+    of headings with no text between them (a subtitle followed at once by a heading) stays with
+    the text that follows it instead of vanishing."""
     stack: list[tuple[int, str]] = []
     pos = 0
-    start = 0
+    start = 0  # where the section's span begins: its first heading line
+    body = 0  # where the text under its last heading begins
     path = ""
     for line in text.splitlines(keepends=True):
         m = _HEADING_RE.match(line.rstrip("\n"))
         if m:
-            if text[start:pos].strip():
+            if text[body:pos].strip():
                 yield path, start, pos
+                start = pos
             level = len(m.group(1))
             stack = [(lv, h) for lv, h in stack if lv < level] + [(level, m.group(2))]
             path = " > ".join(h for _, h in stack)
-            start = pos + len(line)
+            body = pos + len(line)
         pos += len(line)
     if text[start:].strip():
         yield path, start, len(text)

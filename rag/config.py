@@ -167,6 +167,16 @@ class DecisionCosts(_Section):
     false_refusal: float = Field(1.0, ge=0, description="An answerable question refused.")
     unsure_answerable: float = Field(0.3, ge=0, description="An answerable question found unsure.")
     unsure_unanswerable: float = Field(0.3, ge=0, description="An unanswerable question found unsure.")
+    answerable_prior: float = Field(
+        0.75,
+        gt=0,
+        lt=1,
+        description="The share of answerable questions among those a user asks of their own "
+        "collection. The decision was fitted with both classes weighing half; `rag ask` weighs its "
+        "odds by this prior before the cut points. Provenance: the development questions written "
+        "for the shipped articles (eval/questions.jsonl, 0.75 answerable). The external "
+        "benchmarks of `rag eval --squad` and `--removal` are judged at even odds (0.5).",
+    )
 
 
 class LLMSettings(_Section):

@@ -10,6 +10,7 @@ mentions is not answered (the names veto).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,26 +47,62 @@ def decide(
     missing: list[str],
     model: AbstentionModel | None,
     abstain_below: float,
+    unknown: list[str] | None = None,
+    prior: float = 0.5,
 ) -> Decision:
     """The decision on a question's signals: the fitted model when there is one (answered at or
     above its threshold, unsure at or above its lower cut, abstained below), else the similarity
-    threshold (answered or abstained); the names veto first (the model's `veto_missing` may turn
-    it off)."""
+    threshold (answered or abstained).
+
+    The names veto comes first (the model's `veto_missing` may turn it off): it refuses a
+    question naming something the whole collection never mentions (`unknown`; without it,
+    `missing` stands in). A name only the retrieved passages omit (`missing`) makes an answer
+    "unsure": the collection mentions it elsewhere, so the passages shown may be beside the
+    point. `prior` is the share of answerable questions among those asked (rag.config.
+    DecisionCosts.answerable_prior): the model was fitted with both classes weighing half, so
+    its odds are multiplied by prior / (1 - prior) before the cut points are applied."""
     confidence = model.probability(signals) if model is not None else None
-    if missing and (model is None or model.veto_missing):
+    if confidence is not None and prior != 0.5:
+        confidence = with_prior(confidence, prior)
+    vetoed = missing if unknown is None else unknown
+    if vetoed and (model is None or model.veto_missing):
         threshold = model.threshold if model is not None else abstain_below
-        return Decision("abstained", None, threshold, confidence, veto_reason(missing))
+        why = veto_reason(vetoed, collection=unknown is not None)
+        return Decision("abstained", None, threshold, confidence, why)
     if model is not None:
         p = float(confidence or 0.0)
         if p >= model.threshold:
+            if missing and model.veto_missing:
+                return Decision("unsure", p, model.threshold, p, elsewhere_reason(missing))
             return Decision("answered", p, model.threshold, p, "")
         unsure = model.unsure_threshold is not None and p >= model.unsure_threshold
-        return Decision("unsure" if unsure else "abstained", p, model.threshold, p, model.explain(signals))
+        why = model.explain(signals, p)
+        return Decision("unsure" if unsure else "abstained", p, model.threshold, p, why)
     score = signals["sentence_cos"]
     if score < abstain_below:
         why = f"the closest evidence scores {score:.2f}, below {abstain_below}"
         return Decision("abstained", score, abstain_below, None, why)
     return Decision("answered", score, abstain_below, None, "")
+
+
+def with_prior(p: float, prior: float) -> float:
+    """A probability fitted at even odds, at odds of `prior` answerable questions instead."""
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    odds = p / (1 - p) * prior / (1 - prior)
+    return odds / (1 + odds)
+
+
+def unknown_facts(store: Store, missing: list[str]) -> list[str]:
+    """The names and numbers among `missing` that the whole collection never mentions: a word of
+    one (each part of "sql-indexing") that lexical search finds nowhere."""
+    return [
+        f for f in missing if not all(store.search_lexical(w, 1) for w in re.findall(r"[^\W_]+", f))
+    ]
+
+
+def elsewhere_reason(missing: list[str]) -> str:
+    """Why an answer whose passages do not mention some of the question's names is unsure."""
+    return f"the closest passages do not mention {', '.join(missing)}, though other articles do"
 
 
 def signals(

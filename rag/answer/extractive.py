@@ -15,11 +15,25 @@ import re
 import numpy as np
 
 from rag.answer.sources import LIST_MARK_RE, sentence_key
+from rag.answer.structure import asked_position, is_filler, plain, position_of
 from rag.answer.types import Sentence, Source
 from rag.config import AnswerSettings
 from rag.text import content_words
 
 KIND_BONUS = 0.08
+# A heading or list item carrying the number a question asks about ("the second flaw": "Flaw 2:
+# ..."), and one carrying another number; a bare heading is terse, so it must come closer than a
+# sentence to be chosen.
+PLACE_BONUS = 1.0
+OTHER_PLACE = -0.1
+HEADING_COST = 0.05
+# A line of code that names what a question about code asks for ("which function ...").
+CODE_BONUS = 0.2
+_CODE_Q_RE = re.compile(
+    r"\b(?:function|method|module|package|library|import|call|calls|command|class|code|syntax"
+    r"|keyword|argument|parameter|variable|snippet|api|line)s?\b",
+    re.IGNORECASE,
+)
 Passage = tuple[int, list[int]]  # (source number, sentence indexes in reading order)
 
 _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*%?")
@@ -90,8 +104,20 @@ def select(
         ch = by_n[p[0]].hit.chunk
         return first_seen[ch.article_id], ch.start, p[1][0]
 
-    passages.sort(key=order)
-    return [(LIST_MARK_RE.sub("", by_n[n].sentences[j]), [n], 1.0) for n, span in passages for j in span]
+    # The passage that answers leads; the others follow in reading order.
+    passages[1:] = sorted(passages[1:], key=order)
+    return [(shown(by_n[n], j), [n], 1.0) for n, span in passages for j in span]
+
+
+def shown(source: Source, i: int) -> str:
+    """A sentence as an answer quotes it: a heading or list item without its markdown marks, a
+    line of code between backticks."""
+    sent, kind = source.sentences[i], source.kind(i)
+    if kind == "code":
+        return f"`{sent}`"
+    if kind == "heading":
+        return plain(sent)
+    return LIST_MARK_RE.sub("", sent).replace("**", "")
 
 
 def pick_passages(
@@ -118,7 +144,7 @@ def pick_passages(
             floor = (0.6 * best if same else best - 0.05) if len(passages) == 1 else best - 0.1
             if score < floor:
                 continue
-        span = passage(sents, i)
+        span = passage(sents, i, by_n[n].kinds)
         if span is None:
             continue
         keys = [sentence_key(sents[j]) for j in span]
@@ -153,11 +179,15 @@ def fill_passages(
     lead-in that needs its list, or a sentence already used; never past `max_answer_words`."""
     for n, span in passages:
         sents = by_n[n].sentences
+        if by_n[n].kind(span[-1]) == "code":
+            continue  # a line of code is quoted alone
         j = span[-1] + 1
         while words < fill_words and j < len(sents):
             nxt, size = sents[j], len(sents[j].split())
             if not answerable_sentence(nxt) or nxt.rstrip().endswith(":") or sentence_key(nxt) in used:
                 break
+            if by_n[n].kind(j) in ("code", "heading") or is_filler(nxt) or position_of(nxt) is not None:
+                break  # a heading, code, a sign-off or the next numbered item starts something else
             if words + size > max_words:
                 break
             span.append(j)
@@ -206,16 +236,38 @@ def ranked_sentences(question: str, qvec: np.ndarray, sources: list[Source]) -> 
     copy of each (overlapping chunks repeat sentences: the copy with its context is kept)."""
     qwords = content_words(question)
     kind = question_kind(question)
+    place = asked_position(question)
+    code_q = bool(_CODE_Q_RE.search(question))
     scored: list[tuple[float, int, int]] = []
     for s in sources:
         sims = s.vectors @ qvec
         for i, sent in enumerate(s.sentences):
-            if not answerable_sentence(sent):
+            unit = s.kind(i)
+            if not quotable(sent, unit, qwords):
                 continue
             overlap = len(qwords & content_words(sent)) / max(1, len(qwords))
             bonus = KIND_BONUS if kind and fits_kind(kind, sent, qwords) else 0.0
+            if unit == "heading":
+                bonus -= HEADING_COST
+            elif unit == "code" and code_q:
+                bonus += CODE_BONUS
+            if place is not None and unit in ("heading", "item"):
+                number = position_of(sent)
+                if number is not None:
+                    bonus += PLACE_BONUS if number == place else OTHER_PLACE
             scored.append((float(sims[i]) + 0.2 * overlap + bonus, s.n, i))
     return best_first_unique(scored, sources)
+
+
+def quotable(sentence: str, kind: str, qwords: set[str]) -> bool:
+    """Whether a unit may answer: a sentence or list item that says something (not a fragment,
+    a question or a lead-in), a heading of two words or more, or a line of code that names
+    something the question asks about (`os.walk` for "walk through the folders")."""
+    if kind == "heading":
+        return len(plain(sentence).split()) >= 2
+    if kind == "code":
+        return len(sentence) >= 8 and bool(qwords & content_words(sentence))
+    return answerable_sentence(sentence) and not is_filler(sentence)
 
 
 def best_first_unique(
@@ -239,13 +291,22 @@ def _is_item(sentence: str) -> bool:
     return bool(LIST_MARK_RE.match(sentence))
 
 
-def passage(sentences: list[str], i: int) -> list[int] | None:
+def passage(sentences: list[str], i: int, kinds: list[str] | None = None) -> list[int] | None:
     """Sentence `i` with the context it needs, as indexes in reading order, or None when it
-    cannot stand: a sentence that opens with a reference brings the one before it; a list item
-    brings its lead-in line; a lead-in ending with a colon brings the items that follow it, and
-    is not used when none do."""
+    cannot stand: a heading brings the first sentence under it; a line of code stands alone; a
+    sentence that opens with a reference brings the one before it; a list item brings its
+    lead-in line; a lead-in ending with a colon brings the items that follow it, and is not used
+    when none do."""
     span = [i]
     sent = sentences[i]
+    kind = kinds[i] if kinds else "text"
+    if kind == "code":
+        return span
+    if kind == "heading":
+        nxt = i + 1
+        if nxt < len(sentences) and (not kinds or kinds[nxt] in ("text", "item")):
+            span.append(nxt)
+        return span
     if sent.rstrip().endswith(":"):
         items = []
         for j in range(i + 1, len(sentences)):
@@ -256,16 +317,17 @@ def passage(sentences: list[str], i: int) -> list[int] | None:
             return None
         span += items[:4]
     elif _is_item(sent):
+        # A short item needs the line that leads into its list; a long one says enough alone.
         lead = next((j for j in range(i - 1, -1, -1) if not _is_item(sentences[j])), None)
-        if lead is not None and sentences[lead].rstrip().endswith(":"):
+        if lead is not None and sentences[lead].rstrip().endswith(":") and len(sent.split()) < 8:
             span.insert(0, lead)
     elif _REFERENCE_RE.match(LIST_MARK_RE.sub("", sent)):
         # The sentence it points back to, past list numbers split off as fragments ("2.").
         j = i - 1
         while j >= 0 and len(sentences[j].split()) < 3 and not sentences[j].startswith("#"):
             j -= 1
-        if j < 0 or sentences[j].startswith("#"):
-            return span  # a heading or nothing before it: nothing to bring
+        if j < 0 or sentences[j].startswith("#") or is_filler(sentences[j]):
+            return span  # a heading, a lead-in or nothing before it: nothing to bring
         span.insert(0, j)
         k = j - 1
         if _REFERENCE_RE.match(sentences[j]) and k >= 0 and len(sentences[k].split()) >= 3:

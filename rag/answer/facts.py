@@ -13,6 +13,10 @@ import re
 from rag.retrieve import Hit
 from rag.text import CONTENT_STOPWORDS, is_name_word, straight_apostrophes
 
+# A compound that describes rather than names: its last part is a plain lower-case word
+# ("3-step", "Python-scripts", "SQL-indexing"); "GPT-4" and "COVID-19" stay names.
+_DESCRIPTIVE_RE = re.compile(r"^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*-[a-z]{2,}$")
+
 
 def facts(text: str) -> set[str]:
     """Numbers and names in a sentence: what a source must mention for the sentence to stand.
@@ -24,7 +28,9 @@ def facts(text: str) -> set[str]:
     tokens = re.findall(r"[A-Za-z0-9][A-Za-z0-9'’.\-]*", text)
     for i, tok in enumerate(tokens):
         w = re.sub(r"(?:['’]s|['’.\-])+$", "", tok)
-        if not w:
+        if not w or (len(w) == 1 and not w.isdigit()):
+            continue  # a lone letter ("Q&A", "plan B") names nothing on its own
+        if _DESCRIPTIVE_RE.match(w):
             continue
         low = straight_apostrophes(w.lower())
         capitalised = w[0].isupper() and i > 0 and low not in CONTENT_STOPWORDS
@@ -51,6 +57,8 @@ def missing_facts(question: str, hits: list[Hit]) -> list[str]:
     return sorted(f for f in facts(question) if not mentions(text, f))
 
 
-def veto_reason(missing: list[str]) -> str:
-    """Why a question whose names or numbers no source mentions is not answered."""
-    return f"no retrieved source mentions {', '.join(missing)}"
+def veto_reason(missing: list[str], collection: bool = False) -> str:
+    """Why a question whose names or numbers no source (`collection`: no indexed article)
+    mentions is not answered."""
+    where = "no indexed article" if collection else "no retrieved source"
+    return f"{where} mentions {', '.join(missing)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,12 @@ import numpy as np
 
 from rag import llm as local_llm
 from rag.abstain import AbstentionModel
-from rag.answer import collection, decision, extractive, prompt, verify
+from rag.answer import collection, decision, extractive, prompt, reference, structure, verify
 from rag.answer.sources import read_sources, sources_from_texts
 from rag.answer.types import ABSTAIN_MESSAGE, Answer, Citation, Sentence, Source, StreamFn
 from rag.config import AnswerSettings, LLMSettings
 from rag.errors import RagError
+from rag.records import ArticleInfo
 from rag.retrieve import Hit, Retriever
 from rag.stores.base import Filters
 
@@ -36,10 +38,14 @@ class Answerer:
         settings: AnswerSettings,
         llm_settings: LLMSettings,
         abstention: Path | AbstentionModel | None = None,
+        prior: float = 0.5,
     ) -> None:
         self.retriever = retriever
         self.settings = settings
         self.llm_settings = llm_settings
+        # The share of answerable questions among those asked (rag.config.DecisionCosts).
+        self.prior = prior
+        self._catalogue: tuple[Any, list[tuple[ArticleInfo, str]]] = (None, [])
         # The fitted abstention model; without one, the similarity threshold decides.
         if isinstance(abstention, Path):
             abstention = AbstentionModel.load(abstention) if abstention.exists() else None
@@ -100,8 +106,22 @@ class Answerer:
         return self.signals(question, qvec, hits, self.sources(hits))
 
     def decide(self, signals: dict[str, float], missing: list[str]) -> decision.Decision:
-        """The one answer decision: `ask` uses it, and evaluation scores it."""
-        return decision.decide(signals, missing, self.abstention, self.settings.abstain_below)
+        """The one answer decision: `ask` uses it, and evaluation scores it. Only names and
+        numbers the whole collection never mentions veto an answer."""
+        unknown = decision.unknown_facts(self.retriever.store, missing) if missing else []
+        return decision.decide(
+            signals, missing, self.abstention, self.settings.abstain_below, unknown, self.prior
+        )
+
+    def catalogue(self) -> list[tuple[ArticleInfo, str]]:
+        """Every indexed article with its subtitle, read once per index generation."""
+        store = self.retriever.store
+        gen = (store.manifest() or {}).get("generation")
+        if self._catalogue[0] != gen or gen is None:
+            arts = store.articles()
+            texts = [store.article_text(a.article_id) for a in arts]
+            self._catalogue = (gen, [(a, reference.subtitle_of(t)) for a, t in zip(arts, texts, strict=True)])
+        return self._catalogue[1]
 
     def select(
         self, question: str, qvec: np.ndarray, sources: list[Source], fill: bool = True
@@ -160,14 +180,28 @@ class Answerer:
                 about.mode = "metadata"
                 about.timings = {"total": time.perf_counter() - t0}
                 return about
+        # "the SQL-indexing article", "Rohit Patel's article": retrieval keeps to that article,
+        # and the description is read as "the article" (its words are no names to look for).
+        typed_question = question
+        described = None if filters else reference.described_article(question, self.catalogue())
+        if described is not None:
+            filters = Filters(url=described.article.url)
+            question = described.question
+            if reference.asks_overview(question):
+                ans = self._overview(typed_question, described)
+                ans.timings = {"total": time.perf_counter() - t0}
+                return ans
+        query = structure_query(question)
         qvec = self.retriever.embed_query(question)
-        hits = self.retriever.search(
-            question, k=k or self.settings.sources, filters=filters, query_vector=qvec
-        )
+        hits = self.retriever.search(query, k=k or self.settings.sources, filters=filters, query_vector=qvec)
         timings = {"retrieve": time.perf_counter() - t0}
+        hits = self._with_place(question, hits, filters)
         sources = self.sources(hits)
         signals, missing = self.signals(question, qvec, hits, sources, filters)
         verdict = self.decide(signals, missing)
+        if verdict.outcome == "unsure" and self._defines_subject(question, hits):
+            # "What is NDCG?" of an article titled with it: its definition is the answer.
+            verdict = replace(verdict, outcome="answered", reason="")
         if verdict.outcome == "abstained" or not sources:
             ans = Answer(question, ABSTAIN_MESSAGE, True, mode, [], closest=hits, outcome="abstained")
             ans.abstain_reason = verdict.reason or "nothing was retrieved"
@@ -180,10 +214,58 @@ class Answerer:
             ans = self._extractive(question, qvec, sources)
         else:
             ans = self._generate(question, qvec, sources, stream, timings)
+        ans.question = typed_question
         ans.evidence_score = signals["sentence_cos"]
         ans.confidence, ans.signals, ans.closest = verdict.confidence, signals, hits
         timings["total"] = time.perf_counter() - t0
         ans.timings = {**timings, **ans.timings}
+        return ans
+
+    @staticmethod
+    def _defines_subject(question: str, hits: list[Hit]) -> bool:
+        """A definition question whose subject is the title of the article retrieved first."""
+        return bool(hits) and extractive.question_kind(question) == "define" and (
+            reference.names_title(question, hits[0].chunk.title)
+        )
+
+    def _with_place(self, question: str, hits: list[Hit], filters: Filters | None) -> list[Hit]:
+        """For a question about a place in a sequence ("the third script"), the hits with the
+        chunks holding the headings and list items of that number in the first hit's article
+        put first: retrieval by meaning rarely finds "3." for "third"."""
+        place = structure.asked_position(question)
+        if place is None or not hits:
+            return hits
+        top = hits[0].chunk
+        text = self.retriever.store.article_text(top.article_id) or ""
+        lines = structure.numbered(text, place)
+        keep = replace(filters or Filters(), url=top.url)
+        found: list[Hit] = []
+        for line in lines[:2]:
+            for h in self.retriever.search(structure.plain(line), k=3, filters=keep, retriever="bm25"):
+                if line in h.chunk.text and all(h.chunk.chunk_id != f.chunk.chunk_id for f in found):
+                    found.append(h)
+                    break
+        ids = {h.chunk.chunk_id for h in found}
+        return [*found, *(h for h in hits if h.chunk.chunk_id not in ids)][: max(len(hits), len(found))]
+
+    def _overview(self, question: str, described: reference.Described) -> Answer:
+        """What an article is about, for a question that asks only that ("What does Rohit
+        Patel's article explain?"): its title and subtitle, cited."""
+        article = described.article
+        filters = Filters(url=article.url)
+        hits = self.retriever.search(described.subtitle or article.title, k=1, filters=filters)
+        text = f"“{article.title}”" + (f": {described.subtitle}" if described.subtitle else "")
+        chunk = hits[0].chunk if hits else None
+        citation = Citation(
+            n=1,
+            url=article.url,
+            title=article.title,
+            chunk_id=chunk.chunk_id if chunk else "",
+            text=chunk.text if chunk else text,
+            published=article.published,
+        )
+        ans = Answer(question, f"{text} [1]", False, "metadata", [citation], sentences=[(text, [1], 1.0)])
+        ans.closest = hits
         return ans
 
     def _extractive(self, question: str, qvec: np.ndarray, sources: list[Source]) -> Answer:
@@ -234,6 +316,13 @@ class Answerer:
         ans = render(question, "llm", kept, shown) if kept else self._extractive(question, qvec, sources)
         ans.dropped, ans.draft = dropped, draft.strip()
         return ans
+
+
+def structure_query(question: str) -> str:
+    """The question as lexical search should read it: a question about a place in a sequence
+    ("the second flaw") also asks for the number that heading or item carries ("flaw 2")."""
+    place = structure.asked_position(question)
+    return f"{question} {place}" if place is not None and place > 0 else question
 
 
 def rendered_sentence(sentence: Sentence, numbers: dict[int, int]) -> str:

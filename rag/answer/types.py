@@ -30,6 +30,12 @@ class Source:
     hit: Hit
     sentences: list[str]
     vectors: np.ndarray  # one row per sentence
+    # What each sentence is: "text", "item" (of a list), "heading" or "code" (a line of code);
+    # empty means all "text".
+    kinds: list[str] = field(default_factory=list)
+
+    def kind(self, i: int) -> str:
+        return self.kinds[i] if self.kinds else "text"
 
 
 @dataclass(frozen=True)

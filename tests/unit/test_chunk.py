@@ -44,7 +44,12 @@ def test_heading_path_is_carried_and_chunks_do_not_cross_headings():
     stats = next((a, c) for a, c in _chunks() if "Significance" in a.title)
     article, chunks = stats
     flaw3 = [c for c in chunks if c.heading.endswith("Flaw 3: It’s easy to hack (and frequently is)")]
-    assert flaw3 and all("## " not in c.text for c in flaw3)
+    # The section's first chunk opens with its own heading; no chunk runs into the next one.
+    assert flaw3 and flaw3[0].text.startswith("## Flaw 3: It’s easy to hack")
+    for c in chunks:
+        lines = [ln for ln in c.text.splitlines() if ln.strip()]
+        body = [i for i, ln in enumerate(lines) if not ln.startswith("#")]
+        assert all(not ln.startswith("#") for ln in lines[body[0] :]) if body else True
     assert chunks[0].embed_text.startswith(prefix(article.title, chunks[0].heading, article.author))
     assert prefix("T", "H", "Ann Lee") == "T (by Ann Lee) > H" and prefix("T", "", None) == "T"
 
@@ -86,3 +91,15 @@ def test_split_sentences():
         "Two there!",
         "* item three",
     ]
+
+
+def test_headings_and_a_subtitle_followed_at_once_by_a_heading_are_in_some_chunk():
+    for article, chunks in _chunks():
+        text = "".join(c.text for c in chunks)
+        for line in article.text.splitlines():
+            if line.startswith("#"):
+                assert line in text, (article.title, line)
+    data_q = next(c for a, c in _chunks() if "Career Questions" in a.title)
+    # its subtitle is followed at once by "# What does a data scientist do?"
+    assert data_q[0].text.startswith("## I’ve been a data scientist for over 3 years.")
+    assert data_q[0].heading == "What does a data scientist do?"
