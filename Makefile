@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# where `make demo` serves the page and API
+PORT ?= 8000
 
 .PHONY: setup setup-dev demo test lint bench bench-llm-build bench-scale eval report-check clean
 
@@ -42,8 +44,13 @@ demo: setup
 	$(BIN)/rag ask --llm "How does self-attention work?"
 	$(BIN)/rag ask "Who won the 2018 World Cup?"
 	$(BIN)/rag search "how does self-attention work" --k 3
+	# last, the same answers in a browser and over HTTP: it prints its address and serves until Ctrl-C
+	@echo; echo "make demo: serving the page and API at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
+	$(BIN)/rag serve --port $(PORT)
 
+# rag serve's browser test drives Debian's chromium (needs root or sudo; CI runs as root).
 test: setup-dev
+	command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/python -m pytest -q
 
 lint: setup-dev

@@ -180,12 +180,21 @@ function renderAnswer(turn, badge, answer, data) {
   }
   answer.append(p);
   if (data.citations.length) {
-    const list = el("ol", { class: "cited" });
-    const seen = new Set();
+    // one line an article, as `rag ask` prints them: [1][3] Title (date)
+    const list = el("ul", { class: "cited" });
+    const byUrl = new Map();
+    const meta = new Map((data.sources || []).map((x) => [x.url, x]));
     for (const c of data.citations) {
-      list.append(el("li", {}, citeButton(c, sentenceOf(data, c.n)), " ", link(c.url, c.title),
-        c.published ? el("span", { class: "muted" }, " (" + c.published.slice(0, 10) + ")") : null));
-      seen.add(c.url);
+      if (!byUrl.has(c.url)) byUrl.set(c.url, []);
+      byUrl.get(c.url).push(c);
+    }
+    for (const cs of byUrl.values()) {
+      const li = el("li", {});
+      for (const c of cs) li.append(citeButton(c, sentenceOf(data, c.n)), " ");
+      const about = meta.get(cs[0].url) || {};
+      const by = [about.author ? "by " + about.author : "", (about.published || "").slice(0, 10)].filter(Boolean);
+      li.append(link(cs[0].url, cs[0].title), by.length ? el("span", { class: "muted" }, " — " + by.join(", ")) : null);
+      list.append(li);
     }
     answer.append(el("h3", {}, "Sources"), list);
   } else if (data.sources && data.sources.length) {
