@@ -6,6 +6,7 @@ the answerer's LLM, and the query path never loads torch (see tests/unit/test_ar
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -24,27 +25,80 @@ from rag.cli.core import (
     err,
     quick_exit_after,
     settings_from,
+    warn,
 )
 from rag.cli.index import build_when_missing
 from rag.cli.render import answer_json, print_answer, print_answer_head, print_closest, print_hits, wrapped
 from rag.config import Settings
 from rag.errors import RagError
+from rag.textio import FALLBACK, clean_question, decode_lines, from_argv
 
 ModelOpt = Annotated[Path | None, typer.Option("--model", help="A GGUF model file to answer with.")]
 
 
-def _queries(query: str) -> list[str]:
-    """The query, or with '-' the non-blank lines of stdin."""
-    if query == "-":
-        return [line.strip() for line in sys.stdin if line.strip()]
-    if not query.strip():
-        raise RagError("empty query: give some words to search for")
-    return [query]
+BATCH_FAILED = 3  # the exit code of a batch ('-') in which some lines could not be answered
+
+
+def _batch_help(what: str) -> str:
+    return (
+        f"; '-' reads one {what} a line from stdin: a line that cannot be answered gets its own "
+        "error (with --json a JSON object with 'line' and 'error') and the others are answered; "
+        f"exit code {BATCH_FAILED} when some lines failed."
+    )
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One query: its line on stdin (0: the argument), cleaned, or why it cannot be asked."""
+
+    number: int
+    text: str = ""
+    error: str | None = None
+
+
+def _queries(query: str) -> list[_Line]:
+    """The query, cleaned (a bad one raises RagError), or with '-' each non-blank line of stdin,
+    decoded and cleaned (rag.textio), or holding the one-line reason it cannot be asked."""
+    if query != "-":
+        return [_Line(0, clean_question(query))]
+    if sys.stdin is None:
+        raise RagError("no standard input to read queries from")
+    lines = []
+    for n, text, not_utf8 in decode_lines(sys.stdin.buffer.read()):
+        if not text.strip():
+            continue
+        if not_utf8:
+            warn(f"line {n}: not UTF-8; read as {FALLBACK}")
+        try:
+            lines.append(_Line(n, clean_question(text)))
+        except RagError as e:
+            lines.append(_Line(n, error=str(e)))
+    return lines
+
+
+def _arg(value: str | None) -> str | None:
+    """An option's text, its bytes that were not in the locale's encoding decoded (rag.textio)."""
+    return None if value is None else from_argv(value)
+
+
+def _line_failed(line: _Line, message: str, as_json: bool) -> None:
+    """A batch line that could not be answered: its own JSON object, or one line on stderr."""
+    if as_json:
+        typer.echo(json.dumps({"line": line.number, "error": message}, ensure_ascii=False))
+    else:
+        err(f"line {line.number}: {message}")
+
+
+def _asked(line: _Line) -> str:
+    """The line's query; its error, raised, when it has none."""
+    if line.error is not None:
+        raise RagError(line.error)
+    return line.text
 
 
 def search(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="What to search for; '-' reads one query a line from stdin.")],
+    query: Annotated[str, typer.Argument(help="What to search for" + _batch_help("query"))],
     k: Annotated[int | None, typer.Option("--k", min=1, max=1000, help="Hits to return.")] = None,
     retriever: Annotated[
         str | None,
@@ -75,17 +129,28 @@ def search(
 
     settings = settings_from(config, {"retrieve": {"k": k, "retriever": retriever}}, store, uri)
     quick_exit_after(ctx, settings)
-    filters = search_filters(url, publication, author, since, until)
+    filters = search_filters(*(_arg(v) for v in (url, publication, author, since, until)))
     queries = _queries(query)
     r = open_retriever(settings, index_dir)
     name = settings.retrieve.retriever
-    for q in queries:
-        hits = r.search(q, filters=filters, max_per_article=max_per_article)
+    failed = 0
+    for line in queries:
+        try:
+            q = _asked(line)
+            hits = r.search(q, filters=filters, max_per_article=max_per_article)
+        except RagError as e:
+            if not line.number:
+                raise
+            failed += 1
+            _line_failed(line, str(e), as_json)
+            continue
         if as_json:
-            line = {"query": q, "retriever": name, "results": [hit_dict(h) for h in hits]}
-            typer.echo(json.dumps(line, ensure_ascii=False))
+            row = {"query": q, "retriever": name, "results": [hit_dict(h) for h in hits]}
+            typer.echo(json.dumps(row, ensure_ascii=False))
         else:
             print_hits(q, hits, name)
+    if failed:
+        raise typer.Exit(BATCH_FAILED)
 
 
 def _answerer(settings: Settings, index_dir: Path | None, model: Path | None, quiet: bool) -> Any:
@@ -112,7 +177,7 @@ class _Streamed:
 
 def ask(
     ctx: typer.Context,
-    question: Annotated[str, typer.Argument(help="Your question; '-' reads one question a line from stdin.")],
+    question: Annotated[str, typer.Argument(help="Your question" + _batch_help("question"))],
     k: Annotated[
         int | None, typer.Option("--k", min=1, max=20, help="Sources given to the answerer.")
     ] = None,
@@ -148,14 +213,24 @@ def ask(
     answerer = _answerer(settings, index_dir, model, quiet=as_json)
     if (mode or settings.answer.mode) == "llm":
         answerer.preload()  # the model loads while the first question is retrieved
-    for q in questions:
-        turn = resolve(q, after)
-        streamed = _Streamed(turn.follows)
-        ans = answerer.ask(turn.query, mode=mode, stream=None if as_json else streamed)
+    failed = 0
+    for line in questions:
+        try:
+            turn = resolve(_asked(line), _arg(after))
+            streamed = _Streamed(turn.follows)
+            ans = answerer.ask(turn.query, mode=mode, stream=None if as_json else streamed)
+        except RagError as e:
+            if not line.number:
+                raise
+            failed += 1
+            _line_failed(line, str(e), as_json)
+            continue
         if as_json:
             typer.echo(json.dumps(answer_json(ans, turn), ensure_ascii=False))
         else:
             print_answer(ans, streamed.shown, turn.follows)
+    if failed:
+        raise typer.Exit(BATCH_FAILED)
 
 
 def chat(
@@ -171,6 +246,9 @@ def chat(
     settings = settings_from(config, store=store, uri=uri)
     quick_exit_after(ctx, settings)
     answerer = _answerer(settings, index_dir, model, quiet=False)
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        # Bytes that are not UTF-8 reach clean_question as escapes, which it decodes (rag.textio).
+        sys.stdin.reconfigure(errors="surrogateescape")
     mode = "extractive" if extractive else ("llm" if model else None)
     if (mode or settings.answer.mode) == "llm":
         answerer.preload()  # loads while the user types the first question
@@ -201,6 +279,11 @@ def _converse(answerer: Any, mode: str | None) -> None:
             else:
                 print_closest(last)
         elif line:
+            try:
+                line = clean_question(line)
+            except RagError as e:
+                err(str(e))
+                continue
             turn = resolve(line, turn)
             ans = _reply(answerer, turn, mode, last)
             last = ans if ans is not None else last
