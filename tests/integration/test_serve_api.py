@@ -99,6 +99,33 @@ def test_an_llm_answer_streams_only_sentences_it_keeps(client, llm_works):
         assert not sentences
 
 
+def test_streamed_sentences_come_as_they_are_verified_then_the_answer(client, service, monkeypatch):
+    """The stream's plumbing with an answerer whose `ask` streams two sentences: each is an
+    event of its own, in order, before the final answer, and the OpenAI stream carries them too."""
+    real = service.stack.answerer.ask
+
+    def streaming_ask(question, stream=None, **kwargs):
+        for s in ("First kept sentence. [1]", "Second kept sentence. [1]"):
+            stream(s)
+        return real(question, **{**kwargs, "mode": "extractive"})
+
+    monkeypatch.setattr(service.stack.answerer, "ask", streaming_ask)
+    r = client.post("/api/ask", json={"question": QUESTION}, headers={"Accept": "text/event-stream"})
+    assert [name for name, _ in events(r.text)] == ["meta", "sentence", "sentence", "answer"]
+    assert [d["text"] for name, d in events(r.text) if name == "sentence"] == [
+        "First kept sentence. [1]",
+        "Second kept sentence. [1]",
+    ]
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": "rag", "stream": True, "messages": [{"role": "user", "content": QUESTION}]},
+    )
+    data = [line[6:] for line in r.text.split("\n") if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    deltas = [json.loads(d)["choices"][0]["delta"].get("content") for d in data[:-1]]
+    assert deltas[:3] == ["", "First kept sentence. [1]", " Second kept sentence. [1]"]
+
+
 def test_a_follow_up_is_read_with_the_earlier_topic(client):
     r = client.post("/api/ask", json={"question": "why is it a scam?", "after": QUESTION})
     body = r.json()

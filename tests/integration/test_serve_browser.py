@@ -16,7 +16,10 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -110,7 +113,9 @@ def page(tmp_path):
             context.close()
 
 
-def test_the_page_asks_streams_cites_follows_up_filters_and_keeps_markup_inert(server, page, tmp_path):
+def test_the_page_asks_streams_cites_follows_up_filters_and_keeps_markup_inert(
+    server, page, tmp_path, llm_works
+):
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on(
@@ -202,3 +207,76 @@ def test_the_page_asks_streams_cites_follows_up_filters_and_keeps_markup_inert(s
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
 
     assert not problems, problems
+
+
+class StreamingService:
+    """A stand-in for rag.serve.service.Service whose answer streams two sentences a moment
+    apart, as an LLM answer does: the page must show them before the whole answer arrives."""
+
+    settings = SimpleNamespace(answer=SimpleNamespace(mode="llm"))
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(2)
+
+    def submit(self, mode, fn, /, *args, **kwargs):
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def ask(self, question, stream=None, **_):
+        for text in ("Attention weighs every token against every other. [1]", "The weights sum to one. [1]"):
+            time.sleep(0.4)
+            stream(text)
+        time.sleep(0.4)
+        chunk = "Self-attention: attention weighs every token against every other. The weights sum to one."
+        return {
+            "question": question,
+            "answer": "Attention weighs every token against every other. [1] The weights sum to one. [1]",
+            "outcome": "answered",
+            "abstained": False,
+            "confidence": 0.9,
+            "abstain_reason": "",
+            "mode": "llm",
+            "citations": [
+                {"n": 1, "url": "https://example.org/a", "title": "A", "chunk_id": "c1", "text": chunk}
+            ],
+            "timings": {},
+            "sentences": [
+                {"text": "Attention weighs every token against every other.", "cites": [1]},
+                {"text": "The weights sum to one.", "cites": [1]},
+            ],
+            "sources": [],
+        }
+
+
+@pytest.fixture()
+def streaming_server():
+    import uvicorn
+
+    from rag.serve.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(StreamingService()), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not (server.started and server.servers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_the_page_shows_streamed_sentences_before_the_whole_answer(streaming_server, page):
+    page.goto(streaming_server)
+    page.keyboard.type("How does self-attention work?")
+    page.keyboard.press("Enter")
+    turn = page.locator(".turn").first
+    turn.locator(".streaming .sentence").first.wait_for(timeout=10_000)
+    assert turn.locator(".outcome").inner_text().startswith("Writing")
+    assert "Attention weighs every token" in turn.locator("p.streaming").inner_text()
+    turn.locator(".outcome.answered").wait_for(timeout=10_000)
+    assert turn.locator("p.streaming").count() == 0  # replaced by the whole, cited answer
+    assert turn.locator(".answer .text .cite").count() == 2
+    turn.locator(".answer .text .cite").nth(1).click()
+    assert page.locator("#passage mark").inner_text() == "The weights sum to one."

@@ -125,6 +125,7 @@ async function ask(question) {
     await readEvents(resp, (name, data) => {
       if (name === "sentence") {
         if (!streamed) {
+          badge.className = "outcome pending writing";
           badge.textContent = "Writing (each sentence checked against its source)…";
           streamed = el("p", { class: "streaming" });
           answer.append(streamed);
@@ -157,6 +158,7 @@ async function ask(question) {
 
 function renderAnswer(turn, badge, answer, data) {
   turn.dataset.outcome = data.outcome;
+  turn.dataset.mode = data.mode;
   if (data.follows) {
     turn.insertBefore(el("p", { class: "follows" }, "following up on: " + data.follows), badge);
   }
