@@ -7,6 +7,7 @@ Sizes: 40 generated standard inputs of up to 6 lines through `rag search - --jso
 tests/unit/test_textio.py); the fixed corpus's 47 inputs as one batch to `rag search -` (the first of
 each of its 19 kinds to `rag ask -`, where answering costs about a second a line), three of them
 as arguments, and all of them as the scrapes of a build that must fail and leave the index as it was.
+`rag serve` (with its extra installed) gets 60 generated queries and 10 generated ask bodies.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote_from_bytes
 
 import pytest
 from hypothesis import given, settings
@@ -168,3 +170,47 @@ def test_a_build_from_nasty_scrapes_fails_in_one_line_and_leaves_the_index_as_it
     assert res.returncode == 1 and "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("error: no articles found"), err
     assert snapshot() == before
+
+
+# --------------------------------------------------------------------------- rag serve
+
+
+@pytest.fixture(scope="module")
+def serve_client(real_index, settings):
+    """`rag serve`'s app through FastAPI's test client (skipped without the serve extra)."""
+    pytest.importorskip("fastapi", reason="rag serve needs the serve extra")
+    from fastapi.testclient import TestClient
+
+    from rag.serve.app import create_app
+    from rag.serve.service import Service
+
+    service = Service(settings, real_index, workers=1)
+    with TestClient(create_app(service), raise_server_exceptions=False) as client:
+        yield client
+    service.close()
+
+
+def _served(r) -> None:
+    """An answer, or one line of JSON that says why not; never a server error."""
+    assert r.status_code in (200, 400, 413, 422), (r.status_code, r.text[:300])
+    assert "Traceback" not in r.text
+    if r.status_code != 200:
+        body = r.json()
+        assert set(body) == {"error"} and "\n" not in body["error"]
+
+
+@given(st.one_of(TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")), BYTES))
+@settings(FUZZ, max_examples=60)
+def test_generated_queries_to_rag_serve_get_a_result_or_a_one_line_error(serve_client, raw):
+    # the raw bytes percent-encoded in the URL, as a browser or curl would send any of them
+    _served(serve_client.get("/api/search?k=2&q=" + quote_from_bytes(raw[:3000])))
+
+
+@given(st.one_of(TEXT, BYTES))
+@settings(FUZZ, max_examples=10)
+def test_generated_ask_bodies_to_rag_serve_get_an_answer_or_a_one_line_error(serve_client, raw):
+    if isinstance(raw, str):  # a JSON body (lone surrogates as \ud800 escapes, as JSON allows)
+        body = json.dumps({"question": raw, "mode": "extractive"}).encode()
+    else:  # the question's bytes pasted into a body as they are, JSON or not
+        body = b'{"question": "' + raw[:2000] + b'"}'
+    _served(serve_client.post("/api/ask", content=body, headers={"Content-Type": "application/json"}))
