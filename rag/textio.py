@@ -163,12 +163,15 @@ def _unwanted(c: str) -> str | None:
 
 
 class _Cleaner(dict[int, str]):
-    """str.translate's table, filled as characters are met (cheap for the few seen)."""
+    """str.translate's table, filled as characters are met (cheap for the few a text uses), up
+    to a bound, so that a server fed every code point does not keep a million entries."""
 
     def __missing__(self, code: int) -> str:
         out = _unwanted(chr(code))
-        self[code] = chr(code) if out is None else out
-        return self[code]
+        value = chr(code) if out is None else out
+        if len(self) < 65536:
+            self[code] = value
+        return value
 
 
 _TABLE = _Cleaner()
