@@ -156,7 +156,9 @@ def llm_works(settings) -> None:
 def answerer(retriever, settings, llm_works):
     from rag.answer import Answerer
 
-    return Answerer(retriever, settings.answer, settings.llm, settings.paths.abstention)
+    return Answerer(
+        retriever, settings.answer, settings.llm, settings.paths.abstention, settings.costs.answerable_prior
+    )
 
 
 def articles_of(text: str) -> list[str]:

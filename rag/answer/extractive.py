@@ -250,13 +250,22 @@ def ranked_sentences(question: str, qvec: np.ndarray, sources: list[Source]) -> 
             if unit == "heading":
                 bonus -= HEADING_COST
             elif unit == "code" and code_q:
-                bonus += CODE_BONUS
+                bonus += CODE_BONUS + (CODE_BONUS / 2 if calls(sent) & qwords else 0.0)
             if place is not None and unit in ("heading", "item"):
                 number = position_of(sent)
                 if number is not None:
                     bonus += PLACE_BONUS if number == place else OTHER_PLACE
             scored.append((float(sims[i]) + 0.2 * overlap + bonus, s.n, i))
     return best_first_unique(scored, sources)
+
+
+_CALL_RE = re.compile(r"(?<!def )(?<!class )\b([A-Za-z_][\w.]*)\(")
+
+
+def calls(line: str) -> set[str]:
+    """The words of the names a line of code calls ("os.walk(folder)": os, walk), not of the
+    ones it defines."""
+    return {w for m in _CALL_RE.finditer(line) for w in content_words(m.group(1).replace("_", " "))}
 
 
 def quotable(sentence: str, kind: str, qwords: set[str]) -> bool:

@@ -33,6 +33,7 @@ from rag.errors import RagError
 from rag.evaluation.tables import markdown_table
 from rag.records import Article
 
+BENCHMARK_PRIOR = 0.5
 WH_WORDS = ("who", "when", "where", "how many", "how much", "which", "why", "how", "what")
 
 
@@ -137,6 +138,9 @@ def run_benchmark(
 
     path = benchmark_index(bench, settings, cache_root, start_from)
     answerer = open_answerer(settings, retriever=open_retriever(settings, path, uncapped=True))
+    # A benchmark's questions are not a user's of their own collection: they are judged at the
+    # even odds the decision was fitted at, not at answer.costs.answerable_prior.
+    answerer.prior = BENCHMARK_PRIOR
     rows = ask_cases(answerer, bench.cases, progress)
     summary = summarise(rows)
     return {
@@ -158,6 +162,7 @@ def decision_used(answerer: Any) -> dict[str, Any]:
         return {"threshold": answerer.settings.abstain_below, "signal": "sentence_cos"}
     return {
         "features": model.features,
+        "prior": answerer.prior,
         "threshold": model.threshold,
         "unsure_threshold": model.unsure_threshold,
         "veto_missing": model.veto_missing,
