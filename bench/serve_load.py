@@ -52,10 +52,12 @@ def questions() -> list[str]:
 class Server:
     """`rag serve --port 0` over `index`, its address read from what it prints."""
 
-    def __init__(self, index: Path, workers: int | None = None) -> None:
+    def __init__(self, index: Path, workers: int | None = None, threads: int | None = None) -> None:
         args = [*RAG, "serve", "--index", str(index), "--port", "0"]
         if workers:
             args += ["--workers", str(workers)]
+        if threads is not None:
+            args += ["--threads", str(threads)]
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
@@ -248,6 +250,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--questions", type=int, default=200)
     ap.add_argument("--workers", type=int, default=None, help="rag serve --workers (default: its own)")
+    ap.add_argument("--threads", type=int, default=None, help="rag serve --threads (default: its own)")
     ap.add_argument("--write", action="store_true", help="write bench/SERVE.md")
     args = ap.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
@@ -262,7 +265,7 @@ def main() -> None:
 
     starts = []
     for _ in range(3):
-        s = Server(index, args.workers)
+        s = Server(index, args.workers, args.threads)
         starts.append(s.ready_s)
         s.stop()
     print(f"start to ready: {[round(x, 2) for x in starts]}", flush=True)
@@ -270,7 +273,7 @@ def main() -> None:
     qs = questions()
     n = args.questions
     slices = [[qs[(i * n + j) % len(qs)] for j in range(n)] for i in range(3)]
-    server = Server(index, args.workers)
+    server = Server(index, args.workers, args.threads)
     try:
         for q in qs[:5]:  # warm: first reads of every part
             request(server.port, "POST", "/api/ask", {"question": q, "mode": "extractive"})

@@ -64,6 +64,15 @@ def serve(
         int | None,
         typer.Option("--workers", min=1, max=64, help="Questions answered at once (default 2 a core)."),
     ] = None,
+    threads: Annotated[
+        int,
+        typer.Option(
+            "--threads",
+            min=0,
+            max=64,
+            help="onnxruntime threads a question (default 1: questions run side by side; 0: one a core).",
+        ),
+    ] = 1,
     store: StoreOpt = None,
     uri: UriOpt = None,
     config: ConfigOpt = None,
@@ -89,7 +98,7 @@ def serve(
     settings = settings_from(config, store=store, uri=uri)
     index_path = Path(index_dir or settings.paths.index)
     open_index(settings, index_path, build_when_missing(settings, quiet=False))  # as `rag ask` does
-    service = Service(settings, index_path, workers)
+    service = Service(settings, index_path, workers, threads=threads)
     service.warm()
     # A browser on this machine names the server by a loopback name; another Host is a page
     # elsewhere reaching it through DNS rebinding. With a token, the token decides.

@@ -96,10 +96,12 @@ class Service:
         workers: int | None = None,
         llm_queue: int = LLM_QUEUE,
         llm_wait: float = LLM_WAIT,
+        threads: int = 1,
     ) -> None:
         from rag.assembly import open_index
 
         self.settings = settings
+        self.threads = threads  # onnxruntime threads a question (0: its default, one a core)
         self.index_dir = Path(index_dir or settings.paths.index)
         self.store = PerThreadStore(lambda: open_index(settings, self.index_dir))
         self.stack = self._open_stack()
@@ -123,9 +125,27 @@ class Service:
         from rag.assembly import open_answerer, open_retriever
 
         retriever = open_retriever(self.settings, store=self.store)  # type: ignore[arg-type]
+        if self.threads:
+            retriever = self._with_threads(retriever)
         answerer = open_answerer(self.settings, retriever=retriever)
         embedder = dict((self.store.manifest() or {}).get("embedder", {}))
         return Stack(retriever, answerer, embedder)
+
+    def _with_threads(self, retriever: Any) -> Any:
+        """The retriever with its embedder and reader on `threads` onnxruntime threads a question.
+        Questions run side by side here, so one thread each keeps the cores busy without the
+        threads of one question waiting on another's (measured in bench/SERVE.md)."""
+        from rag.assembly import open_retriever
+        from rag.embed import OnnxEmbedder
+        from rag.reader import Reader
+
+        checked = retriever.embedder  # the index's own model, checked against its manifest
+        if not isinstance(checked, OnnxEmbedder):
+            return retriever
+        embedder = OnnxEmbedder(checked.path, checked.batch_size, self.threads, checked.token_budget)
+        retriever = open_retriever(self.settings, store=self.store, embedder=embedder)  # type: ignore[arg-type]
+        retriever._reader = Reader(threads=self.threads)  # the one the retriever would make, fewer threads
+        return retriever
 
     def current(self) -> Stack:
         """The stack for this request. A rebuild with another embedder (weights, precision)
