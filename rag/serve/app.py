@@ -387,7 +387,8 @@ def create_app(service: Service, token: str | None = None, hosts: set[str] | Non
     @app.get("/api/health", responses=ERRORS)
     async def health() -> Any:
         """The index's generation, article and chunk counts, the model files and the versions."""
-        return await run("extractive", service.health)
+        # Answered at once, never queued behind questions: it reads only the manifest (one stat).
+        return service.health()
 
     # ----------------------------------------------------------------------- OpenAI
 

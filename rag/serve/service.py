@@ -18,6 +18,7 @@ the new index, and one under way finishes on the generation it started with.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -335,6 +336,7 @@ def _closest_articles(hits: Sequence[Any]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+@functools.cache
 def _versions(rag_version: str) -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
