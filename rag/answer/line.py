@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -158,11 +157,9 @@ def write_line(llm: Any, question: str, evidence: Sequence[Evidence], max_tokens
     p_decline = 0.0
     for i, tok in enumerate(llm.generate(tokens, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True)):
         if i == 0:
-            # The prompt's last logits: generate has evaluated the prompt, not yet this token.
-            logits = llm.scores[llm.n_tokens - 1]
-            top = float(max(logits))
-            z = sum(math.exp(float(v) - top) for v in logits)
-            p_decline = math.exp(float(logits[refusal_tok]) - top) / z
+            # The prompt's last logits (generate has evaluated the prompt, not yet this token),
+            # read from the context: llama-cpp-python keeps them only with logits_all.
+            p_decline = _probability(llm, refusal_tok)
         if tok in stop or len(out) >= max_tokens:
             break
         out.append(tok)
@@ -171,6 +168,16 @@ def write_line(llm: Any, question: str, evidence: Sequence[Evidence], max_tokens
     raw = llm.detokenize(out).decode("utf-8", errors="ignore")
     line = check(raw, evidence)
     return Line(line.raw, line.text, line.cite, line.declined, p_decline, line.kept, line.reason)
+
+
+def _probability(llm: Any, token: int) -> float:
+    import llama_cpp
+    import numpy as np
+
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+    z = logits.astype(np.float64)
+    z = np.exp(z - z.max())
+    return float(z[token] / z.sum())
 
 
 def adapter_for(base: Path, adapter_dir: Path = ADAPTER_DIR) -> Path | None:

@@ -70,7 +70,10 @@ def write_base_config(base: Path, out: Path) -> None:
     """config.json and the tokenizer's files of the GGUF base, in Hugging Face layout."""
     from transformers import AutoConfig, AutoTokenizer
 
-    AutoConfig.from_pretrained(str(base.parent), gguf_file=base.name).save_pretrained(str(out))
+    cfg = AutoConfig.from_pretrained(str(base.parent), gguf_file=base.name)
+    # A config read from GGUF names no architecture class; the converter picks its model by it.
+    cfg.architectures = cfg.architectures or ["LlamaForCausalLM"]
+    cfg.save_pretrained(str(out))
     AutoTokenizer.from_pretrained(str(base.parent), gguf_file=base.name).save_pretrained(str(out))
 
 
