@@ -14,7 +14,7 @@ Two settings:
   evidence and are counted apart; `quote_contains` is the quoted answer's own gold containment.
 
 Figures as metrics.py defines them, plus the time to write a line (warm, `write_line` alone, the
-model loaded once, 2 threads as rag's llm.n_threads says).
+model loaded once, `--threads`: 2 as rag's llm.n_threads says).
 """
 
 from __future__ import annotations
@@ -111,21 +111,27 @@ def main() -> None:
     ap.add_argument("--impossible", type=int, default=100)
     ap.add_argument("--retrieval", type=int, default=0, help="also ask this many dev questions through rag")
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (rag's default: 2)")
     args = ap.parse_args()
 
     from rag.config import LLMSettings
     from rag.llm import load_llm, model_file
 
-    s = LLMSettings()
+    s = LLMSettings(n_threads=args.threads)
     base = model_file(s)
     models = {"base": load_llm(base, s), "adapter": load_llm(base, s, lora_path=args.adapter)}
-    report: dict = {"adapter": str(args.adapter), "adapter_sha256": data_mod.sha256(args.adapter), "threads": s.n_threads}
+    report: dict = {
+        "adapter": str(args.adapter),
+        "adapter_sha256": data_mod.sha256(args.adapter),
+        "threads": s.n_threads,
+    }
 
     dev = data_mod.dev_examples(SQUAD / "dev.json", args.seed, args.answerable, args.impossible)
     report["sources"] = {}
     for name, llm in models.items():
         lines, timing = lines_for(llm, dev)
-        report["sources"][name] = metrics.figures(dev, [x.raw for x in lines], [x.p_decline for x in lines]) | timing
+        fig = metrics.figures(dev, [x.raw for x in lines], [x.p_decline for x in lines])
+        report["sources"][name] = fig | timing
         print(name, "sources", report["sources"][name], flush=True)
 
     if args.retrieval:
