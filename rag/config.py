@@ -111,9 +111,17 @@ class AnswerSettings(_Section):
         le=1,
         description="Without a fitted abstention model: abstain when the best evidence scores below this.",
     )
-    max_answer_words: int = Field(80, ge=10, le=1000, description="Most words in an extractive answer.")
-    fill_words: int = Field(
+    max_answer_words: int = Field(
         60,
+        ge=10,
+        le=1000,
+        description="Most words in an extractive answer. With fill_words, the length against how often "
+        "the evidence is shown (development questions on the shipped articles, answerable, 2026-12-07): "
+        "80/60 words: evidence shown 0.71, median 63 words; 60/40: 0.66, 46; 50/30: 0.64, 39; 45/25: "
+        "0.62, 35. The evidence leads in 0.49-0.50 at every setting.",
+    )
+    fill_words: int = Field(
+        35,
         ge=0,
         le=1000,
         description="Continue each chosen passage with the sentences after it while the answer is "

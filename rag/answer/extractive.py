@@ -272,8 +272,8 @@ def quotable(sentence: str, kind: str, qwords: set[str]) -> bool:
     """Whether a unit may answer: a sentence or list item that says something (not a fragment,
     a question or a lead-in), a heading of two words or more, or a line of code that names
     something the question asks about (`os.walk` for "walk through the folders")."""
-    if kind == "heading":
-        return len(plain(sentence).split()) >= 2
+    if kind == "heading":  # a heading that asks a question leads into its answer, never is one
+        return len(plain(sentence).split()) >= 2 and not sentence.rstrip().endswith("?")
     if kind == "code":
         return len(sentence) >= 8 and bool(qwords & content_words(sentence))
     return answerable_sentence(sentence) and not is_filler(sentence)

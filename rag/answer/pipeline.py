@@ -180,14 +180,14 @@ class Answerer:
                 about.mode = "metadata"
                 about.timings = {"total": time.perf_counter() - t0}
                 return about
-        # "the SQL-indexing article", "Rohit Patel's article": retrieval keeps to that article,
-        # and the description is read as "the article" (its words are no names to look for).
+        # "the SQL-indexing article", "Rohit Patel's article": retrieval keeps to that article (the
+        # question keeps its words: they say what it is about); one that asks only what the
+        # article is about is answered with its title and subtitle.
         typed_question = question
         described = None if filters else reference.described_article(question, self.catalogue())
         if described is not None:
             filters = Filters(url=described.article.url)
-            question = described.question
-            if reference.asks_overview(question):
+            if reference.asks_overview(described.question):
                 ans = self._overview(typed_question, described)
                 ans.timings = {"total": time.perf_counter() - t0}
                 return ans

@@ -22,6 +22,7 @@ _VERBS = (
     r"claim|claims|argue|argues|suggest|suggests|cover|covers|list|lists|discuss|discusses|"
     r"do|does|did|is|are|was|were|call|calls|use|uses|show|shows|give|gives"
 )
+_WORD = r"(?!(?:the|this|that|of|in|on|for|a|an|from|by|about|to|with|and)\b)[\w&'’\-]+"
 _REFERENCE_RES = (
     # "Rohit Patel's article", "Shaw Talebi's post"
     re.compile(rf"\b((?:[A-Z][\w\-]*\s+){{0,3}}[A-Z][\w\-]*)['’]s?\s+{_KIND}\b"),
@@ -31,8 +32,9 @@ _REFERENCE_RES = (
         rf"(?=\s*(?:[,?.!;:]|$)|\s+(?:{_VERBS})\b)",
         re.IGNORECASE,
     ),
-    # "the SQL-indexing article", "this 3-step guide", "the Q&A article"
-    re.compile(rf"\b(?:the|this|that)\s+((?:[\w&'’\-]+\s+){{0,4}}?[\w&'’\-]+)\s+{_KIND}\b", re.IGNORECASE),
+    # "the SQL-indexing article", "this 3-step guide", "the Q&A article" (the description holds
+    # no article or preposition: "the subtitle of the SQL article" describes with "SQL")
+    re.compile(rf"\b(?:the|this|that)\s+((?:{_WORD}\s+){{0,4}}?{_WORD})\s+{_KIND}\b", re.IGNORECASE),
 )
 # Words that say how an article is named, not what it is about.
 _GENERIC = frozenset(
@@ -128,11 +130,14 @@ _OVERVIEW = frozenset(
 )
 
 
+_TITLE_WORDS = frozenset("subtitle title headline tagline".split())
+
+
 def asks_overview(question: str) -> bool:
     """Whether a question, its description read as "the article", asks only what the article is
     about ("What does the article explain?"): answered with its title and subtitle."""
     words = {fold(w) for w in re.findall(r"[a-z]+", question.lower()) if w not in CONTENT_STOPWORDS}
-    return bool(words) and words <= {fold(w) for w in _OVERVIEW}
+    return bool(words) and (words <= {fold(w) for w in _OVERVIEW} or bool(words & _TITLE_WORDS))
 
 
 _DEFINE_WORDS = frozenset("mean means meaning stand stands define definition defined called exactly".split())

@@ -146,6 +146,8 @@ def answer_row(answerer: Any, q: Question, asked: str, mode: str) -> dict[str, A
         best = max((support(text, vec, cited_sources[n - 1]) for n in cites), default=0.0)
         supported += best >= answerer.settings.min_support
     gold = content_words(q.answer)
+    printed = [t for t, _, _ in ans.sentences] if not ans.abstained else []
+    evidence = evidence_sentences(q)
     return {
         "id": q.id,
         "type": q.type,
@@ -163,11 +165,31 @@ def answer_row(answerer: Any, q: Question, asked: str, mode: str) -> dict[str, A
         "supported": 0 if ans.mode == "metadata" else supported,
         "words": 0 if ans.abstained else len(_CITE_MARK_RE.sub("", ans.answer).split()),
         "gold_recall": len(gold & content_words(ans.answer)) / len(gold) if gold else None,
+        # Where the evidence stands in what was printed: anywhere, and in the first sentence.
+        "evidence_shown": any(holds(t, e) for t in printed for e in evidence) if evidence else None,
+        "evidence_leads": any(holds(printed[0], e) for e in evidence) if evidence and printed else False,
         "seconds": secs,
         "first_token": ans.timings.get("first_token"),
         "answer": ans.answer,
         "dropped": len(ans.dropped),
     }
+
+
+def evidence_sentences(q: Question) -> list[str]:
+    """The sentences of a question's evidence quotes: one of them shown counts as the evidence
+    shown (a quote may run over several sentences, and a heading is one of its own)."""
+    from rag.text import split_sentences
+
+    out = [s for e in q.relevant for s in split_sentences(e.quote)]
+    return [s for s in out if len(content_words(s)) >= 2] or out
+
+
+def holds(sentence: str, evidence: str) -> bool:
+    """Whether a printed sentence carries an evidence quote: at least 80% of the quote's content
+    words (a quote split into two printed sentences, or quoted without its list number, still
+    counts)."""
+    want = content_words(evidence)
+    return bool(want) and len(want & content_words(sentence)) >= 0.8 * len(want)
 
 
 def mode_summary(mode: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -196,6 +218,10 @@ ANSWER_COLUMNS = (
     "gold_word_recall",
     "words_per_answer",
     "seconds_per_answer",
+    "refused_rate",
+    "evidence_shown",
+    "evidence_leads",
+    "median_words",
 )
 
 
@@ -214,6 +240,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     n_sent = sum(r["sentences"] for r in given)
     recalls = [r["gold_recall"] for r in answered if r["gold_recall"] is not None]
     firsts = [r["first_token"] for r in rows if r["first_token"]]
+    located = [r for r in ansq if r.get("evidence_shown") is not None]
     nan = float("nan")
     return {
         "n": len(rows),
@@ -226,6 +253,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "supported_share": sum(r["supported"] for r in given) / n_sent if n_sent else nan,
         "gold_word_recall": float(np.mean(recalls)) if recalls else nan,
         "words_per_answer": float(np.mean([r["words"] for r in given])) if given else nan,
+        "median_words": float(np.median([r["words"] for r in given])) if given else nan,
+        # Over answerable questions with evidence: a refusal shows none of it.
+        "evidence_shown": sum(bool(r["evidence_shown"]) for r in located) / len(located) if located else nan,
+        "evidence_leads": sum(bool(r["evidence_leads"]) for r in located) / len(located) if located else nan,
         "seconds_per_answer": float(np.mean([r["seconds"] for r in rows])) if rows else nan,
         "median_first_token": float(np.median(firsts)) if firsts else None,
     }
@@ -245,7 +276,7 @@ def answer_table(result: dict[str, Any]) -> str:
     rows = []
     for mode, m in result["modes"].items():
         for t, d in [("all", m), *m["by_type"].items()]:
-            row = [mode, t, *(fmt(d[c]) for c in cols)]
+            row = [mode, t, *(fmt(d.get(c)) for c in cols)]
             if cv:
                 c = cv.get(t, {})
                 row += [fmt(c.get("answer_rate")), fmt(c.get("abstain_rate"))]

@@ -36,6 +36,12 @@ QUESTION_TYPES = (
     "unanswerable",
     "user",  # typed the way users type: short, lower case, misspelled, "how do I ..."
     "followup",  # leans on `previous`, the question asked before it
+    # Round 4: what Medium articles carry outside flat paragraphs (answerable or not)
+    "structure",  # a subtitle, heading, list item or quote holds the answer
+    "position",  # a place in a sequence: "the second flaw", "number one", "how many"
+    "code",  # a line of code or an identifier in it
+    "description",  # the article named by a description: "the SQL-indexing article"
+    "definition",  # "What is X?" of an article about X
 )
 
 
