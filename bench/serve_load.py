@@ -361,7 +361,9 @@ evaluations and a training job ran beside it (the load average, in the table, wa
 - throughput, 8 clients over 1: **{eight["throughput"] / one["throughput"]:.2f}x** (with the reindex:
   {during["throughput"] / one["throughput"]:.2f}x). Read it with the "cores used" column (the server's
   CPU seconds over the run's wall time): when the server gets no more CPU with 8 clients than
-  with 1, the ratio measures the machine, not the server. The server's CPU a question is what
+  with 1, the ratio measures the machine, not the server (here the kernel's autogroup shares the
+  CPU between sessions, so the server's share stayed about half a core whatever its number of
+  busy threads). The server's CPU a question is what
   does not depend on the neighbours: at {cpu(one)} a question, two idle cores could answer
   about {2 / one["cpu_per_question"]:.1f} questions a second if the work ran side by side
   (an estimate, not a measurement). That it can: a profile of 20 questions in one process spent
