@@ -3,9 +3,9 @@ tokenizer, and the batch reader of `rag ask -` / `rag search -`; fuzzed with hyp
 
 The fuzzed tests here are the cheap part of the issue's >= 10,000 generated inputs, drawn ten to a
 hypothesis example where that is cheaper: 5,000 byte strings decoded (500 examples), 4,000
-questions and raw byte strings cleaned and tokenized (400), 500 UTF-8 texts read back, 300
-standard inputs of up to 5 lines read as a batch; tests/integration/test_bad_input.py runs
-more through the whole CLI with a real index.
+questions and raw byte strings cleaned and tokenized (400), 1,000 UTF-8 texts read back (100),
+300 standard inputs of up to 5 lines read as a batch: 10,300 inputs;
+tests/integration/test_bad_input.py runs 120 more through the whole CLI and `rag serve`.
 """
 
 from __future__ import annotations
@@ -124,10 +124,14 @@ def test_any_bytes_decode_to_text_utf8_can_hold(datas):
             text.encode("utf-8")  # no lone surrogate: the codecs used never produce one
 
 
-@given(st.text().filter(lambda t: not t.startswith("\ufeff") and "\x00" not in t[:32]))
-@settings(FUZZ, max_examples=500)
-def test_utf8_text_reads_back_unchanged(text):
-    assert decode_bytes(text.encode("utf-8")).text == text
+UTF8_TEXT = st.text().filter(lambda t: not t.startswith("\ufeff") and "\x00" not in t[:32])
+
+
+@given(st.lists(UTF8_TEXT, min_size=10, max_size=10))
+@settings(FUZZ, max_examples=100)
+def test_utf8_text_reads_back_unchanged(texts):
+    for text in texts:
+        assert decode_bytes(text.encode("utf-8")).text == text
 
 
 # --------------------------------------------------------------------------------- questions
