@@ -164,10 +164,14 @@ class Service:
         return stack
 
     def warm(self) -> None:
-        """Load the embedder, the reader and the vectors now, not on the first question."""
+        """Load the embedder's and the reader's graphs now, and run each once, so that the first
+        question does not wait for them (each worker reads its own store on its first question:
+        a SQLite connection and the FAISS segments, a few milliseconds)."""
         stack = self.current()
-        with contextlib.suppress(RagError):
-            stack.answerer.ask("what is this index about?", mode="extractive")
+        stack.retriever.embedder.embed(["what is this index about?"])
+        if self.settings.answer.reader:
+            with contextlib.suppress(RagError):  # a missing reader is said by the first question
+                stack.retriever.reader.read("what is this index about?", ["An index of articles."])
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
