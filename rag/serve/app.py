@@ -9,6 +9,7 @@ request body 422, anything else 500 with its traceback in the server's log, neve
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -43,6 +44,7 @@ log = logging.getLogger("rag.serve")
 
 MAX_BODY = 64 * 1024  # bytes of a request body
 COOKIE = "rag_token"
+COOKIE_FLAGS = "HttpOnly; SameSite=Strict; Path=/"
 # The page runs only its own script and style; nothing it shows can load or run anything else.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -68,6 +70,9 @@ class Guard:
 
     def __init__(self, app: Any, token: str | None, hosts: set[str] | None, max_body: int = MAX_BODY) -> None:
         self.app, self.token, self.hosts, self.max_body = app, token, hosts, max_body
+        # The page's cookie holds a digest of the token, never the token itself (which may also
+        # hold characters a cookie cannot).
+        self.cookie = hashlib.sha256(f"rag serve page:{token}".encode()).hexdigest() if token else ""
 
     async def __call__(
         self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
@@ -88,7 +93,7 @@ class Guard:
                     b"",
                     [
                         (b"location", b"/"),
-                        (b"set-cookie", f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/".encode()),
+                        (b"set-cookie", f"{COOKIE}={self.cookie}; {COOKIE_FLAGS}".encode()),
                     ],
                 )
                 return
@@ -141,7 +146,7 @@ class Guard:
         except Exception:  # a malformed Cookie header is no token
             return False
         got = cookie.get(COOKIE)
-        return got is not None and hmac.compare_digest(got.value.encode(), self.token.encode())
+        return got is not None and hmac.compare_digest(got.value.encode(), self.cookie.encode())
 
     def _token_in_query(self, scope: dict[str, Any]) -> bool:
         assert self.token is not None

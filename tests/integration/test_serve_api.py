@@ -270,6 +270,7 @@ def test_with_a_token_every_request_needs_it(service):
         # a browser: /?token= once, then a cookie
         r = c.get("/?token=s3cret", follow_redirects=False)
         assert r.status_code == 303 and "HttpOnly" in r.headers["set-cookie"]
+        assert "s3cret" not in r.headers["set-cookie"]  # a digest of it
         assert c.get("/api/health").status_code == 200  # the client kept the cookie
 
 
