@@ -184,7 +184,7 @@ class Answerer:
         # question keeps its words: they say what it is about); one that asks only what the
         # article is about is answered with its title and subtitle.
         typed_question = question
-        described = None if filters else reference.described_article(question, self.catalogue())
+        described = None if filters else reference.described_article(question, self.catalogue)
         if described is not None:
             filters = Filters(url=described.article.url)
             if reference.asks_overview(described.question):

@@ -11,6 +11,7 @@ passages must mention. A description that fits no article, or two equally, steer
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.records import ArticleInfo
@@ -88,17 +89,20 @@ def subtitle_of(text: str | None) -> str:
     return m.group(1).strip() if m else ""
 
 
-def described_article(question: str, catalogue: list[tuple[ArticleInfo, str]]) -> Described | None:
-    """The indexed article (from (article, subtitle) pairs) the question names by description,
-    or None: the article must hold at least half of the description's words, more of them than
-    any other article, and more than a number alone."""
+def described_article(
+    question: str, catalogue: Callable[[], list[tuple[ArticleInfo, str]]]
+) -> Described | None:
+    """The indexed article (from the (article, subtitle) pairs `catalogue` gives, asked for only
+    when the question describes an article) the question names by description, or None: the
+    article must hold at least half of the description's words, more of them than any other
+    article, and more than a number alone."""
     for pattern in _REFERENCE_RES:
         for m in pattern.finditer(question):
             words = description_words(m.group(1))
             if not words:
                 continue
             scored = sorted(
-                ((len(words & article_words(a, sub)), a.article_id, a, sub) for a, sub in catalogue),
+                ((len(words & article_words(a, sub)), a.article_id, a, sub) for a, sub in catalogue()),
                 key=lambda x: (-x[0], x[1]),
             )
             if not scored:

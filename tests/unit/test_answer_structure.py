@@ -162,14 +162,17 @@ CATALOGUE = [
     ],
 )
 def test_an_article_named_by_its_description_is_found_and_read_as_it(question, title, rest):
-    got = reference.described_article(question, CATALOGUE)
+    got = reference.described_article(question, lambda: CATALOGUE)
     assert got is not None and got.article.title.startswith(title) and got.question == rest
 
 
 def test_a_description_that_fits_no_article_or_two_steers_nothing():
-    assert reference.described_article("What does the cooking article say about salt?", CATALOGUE) is None
-    assert reference.described_article("What does the data article say?", CATALOGUE) is None  # two fit
-    assert reference.described_article("What is p-hacking?", CATALOGUE) is None
+    for question in (
+        "What does the cooking article say about salt?",  # fits none
+        "What does the data article say?",  # fits two
+        "What is p-hacking?",  # names no article
+    ):
+        assert reference.described_article(question, lambda: CATALOGUE) is None
 
 
 def test_overview_questions_and_titles_that_name_the_subject():
