@@ -5,7 +5,7 @@ The fuzzed tests here are the cheap part of the issue's >= 10,000 generated inpu
 hypothesis example where that is cheaper: 5,000 byte strings decoded (500 examples), 4,000
 questions and raw byte strings cleaned and tokenized (400), 1,000 UTF-8 texts read back (100),
 300 standard inputs of up to 5 lines read as a batch: 10,300 inputs;
-tests/integration/test_bad_input.py runs 120 more through the whole CLI and `rag serve`.
+tests/integration/test_bad_input.py runs 118 more through the whole CLI and `rag serve`.
 """
 
 from __future__ import annotations
