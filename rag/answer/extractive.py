@@ -329,7 +329,8 @@ def passage(sentences: list[str], i: int, kinds: list[str] | None = None) -> lis
         # A short item needs the line that leads into its list; a long one says enough alone.
         lead = next((j for j in range(i - 1, -1, -1) if not _is_item(sentences[j])), None)
         if lead is not None and sentences[lead].rstrip().endswith(":") and len(sent.split()) < 8:
-            span.insert(0, lead)
+            if not is_filler(sentences[lead]):
+                span.insert(0, lead)
     elif _REFERENCE_RE.match(LIST_MARK_RE.sub("", sent)):
         # The sentence it points back to, past list numbers split off as fragments ("2.").
         j = i - 1
