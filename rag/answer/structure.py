@@ -41,7 +41,8 @@ _NUMBERED_RE = re.compile(
 _FILLER_RE = re.compile(
     r"^(?:let['’]s (?:get|dive|begin|start|jump|go|take a look|look|explore)\b"
     r"|(?:so,? )?without further ado\b|here we go\b|read on\b|stay tuned\b"
-    r"|(?:since|if|as|now that) you(?:['’]re| are) reading this\b|you(?:['’]re| are) (?:probably )?reading this\b"
+    r"|(?:since|if|as|now that) you(?:['’]re| are) reading this\b"
+    r"|you(?:['’]re| are) (?:probably )?reading this\b"
     r"|in this (?:article|post|piece|blog|story|guide|tutorial)\b"
     r"|(?:thanks|thank you) for reading\b|if you (?:enjoyed|liked|found) this\b|follow me\b"
     r"|(?:feel free to|don['’]t forget to) (?:follow|clap|subscribe|connect|reach)\b"
