@@ -191,9 +191,9 @@ class Answerer:
                 ans = self._overview(typed_question, described)
                 ans.timings = {"total": time.perf_counter() - t0}
                 return ans
-        query = structure_query(question)
+        words = structure_query(question)
         qvec = self.retriever.embed_query(question)
-        hits = self.retriever.search(query, k=k or self.settings.sources, filters=filters, query_vector=qvec)
+        hits = self.retriever.search(words, k=k or self.settings.sources, filters=filters, query_vector=qvec)
         timings = {"retrieve": time.perf_counter() - t0}
         hits = self._with_place(question, hits, filters)
         sources = self.sources(hits)
