@@ -11,6 +11,8 @@ How the answer path calls it (LLM mode, after the extractive answer chose its ev
         print(result.text, "[%d]" % result.cite)   # above the quoted evidence; the --json answer too
     # result.declined: the model said the sources do not answer (a signal for the decision);
     # result.p_decline: its probability of starting the refusal line (for a continuous signal).
+    # write_line(..., allow_decline=False): the model never starts the refusal line (p_decline
+    # is still reported); use it when the decision alone should say whether to answer.
     # Not kept (declined, no citation, cited a source it was not shown, a word not in that
     # source): the quoted evidence alone is shown, as today.
 
@@ -36,6 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rag.text import content_words, stem
 
@@ -145,38 +149,57 @@ def check(raw: str, evidence: Sequence[Evidence]) -> Line:
     return Line(raw, text, cite, False, 0.0, True, "")
 
 
-def write_line(llm: Any, question: str, evidence: Sequence[Evidence], max_tokens: int = MAX_TOKENS) -> Line:
+def write_line(
+    llm: Any,
+    question: str,
+    evidence: Sequence[Evidence],
+    max_tokens: int = MAX_TOKENS,
+    allow_decline: bool = True,
+) -> Line:
     """Greedy-decode one line for `question` from `evidence` with a loaded llama_cpp.Llama, and
-    check it. Also records the probability the model gave the refusal's first token."""
+    check it. Also records the probability the model gave the refusal's first token.
+    `allow_decline=False` never lets the line start with the refusal: its first token is then the
+    model's best other one (the decision, not the model, says whether to answer)."""
     if not evidence:
         return Line("", "", None, True, 1.0, False, "no evidence")
     tokens = llm.tokenize(prompt(question, evidence).encode("utf-8"), add_bos=False, special=True)
     refusal_tok = llm.tokenize(REFUSAL.encode("utf-8"), add_bos=False, special=False)[0]
     stop = {llm.token_eos()} | set(llm.tokenize(b"<|im_end|>", add_bos=False, special=True))
+    # Evaluated from scratch: reusing the previous prompt's common prefix changes how the prompt is
+    # split into batches, and with it the last digits of the logits and sometimes the greedy line.
+    llm.reset()
+    first = next(iter(llm.generate(tokens, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True)))
+    # The prompt's last logits (generate has evaluated the prompt, not yet its first token), read
+    # from the context: llama-cpp-python keeps them only with logits_all.
+    logits = _logits(llm)
+    p_decline = _softmax_at(logits, refusal_tok)
+    if first == refusal_tok and not allow_decline:
+        logits[refusal_tok] = -np.inf
+        first = int(logits.argmax())
     out: list[int] = []
-    p_decline = 0.0
-    for i, tok in enumerate(llm.generate(tokens, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True)):
-        if i == 0:
-            # The prompt's last logits (generate has evaluated the prompt, not yet this token),
-            # read from the context: llama-cpp-python keeps them only with logits_all.
-            p_decline = _probability(llm, refusal_tok)
-        if tok in stop or len(out) >= max_tokens:
-            break
-        out.append(tok)
-        if b"\n" in llm.detokenize([tok]):
-            break
+    if first not in stop and b"\n" not in llm.detokenize([first]):
+        out = [first]
+        # generate reuses the evaluated prompt: only the first token is evaluated anew
+        for tok in llm.generate([*tokens, first], top_k=1, temp=0.0, repeat_penalty=1.0, reset=True):
+            if tok in stop or len(out) >= max_tokens:
+                break
+            out.append(tok)
+            if b"\n" in llm.detokenize([tok]):
+                break
     raw = llm.detokenize(out).decode("utf-8", errors="ignore")
     line = check(raw, evidence)
     return Line(line.raw, line.text, line.cite, line.declined, p_decline, line.kept, line.reason)
 
 
-def _probability(llm: Any, token: int) -> float:
+def _logits(llm: Any) -> np.ndarray:
     import llama_cpp
-    import numpy as np
 
-    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
-    z = logits.astype(np.float64)
-    z = np.exp(z - z.max())
+    ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64)
+
+
+def _softmax_at(logits: np.ndarray, token: int) -> float:
+    z = np.exp(logits - logits.max())
     return float(z[token] / z.sum())
 
 

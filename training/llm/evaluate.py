@@ -13,7 +13,9 @@ Two settings:
   grouping, labelled with the cited article's title). Questions the decision abstains on have no
   evidence and are counted apart; `quote_contains` is the quoted answer's own gold containment.
 
-Figures as metrics.py defines them, plus the time to write a line (warm, `write_line` alone, the
+Three lines each time: the base model's, the adapter's, and the adapter's never starting the
+refusal ("adapter-answers": whether to answer is then left to rag's decision). Figures as
+metrics.py defines them, plus the time to write a line (warm, `write_line` alone, the
 model loaded once, `--threads`: 2 as rag's llm.n_threads says).
 """
 
@@ -39,14 +41,14 @@ REPO = HERE.parents[1]
 SQUAD = Path(os.environ.get("RAG_SHARED", REPO.parent / "shared")) / "benchmarks" / "squad2"
 
 
-def lines_for(llm, cases) -> tuple[list, dict]:
+def lines_for(llm, cases, allow_decline: bool = True) -> tuple[list, dict]:
     """write_line over cases (each with .question and .evidence); the lines and the timings."""
     from rag.answer.line import write_line
 
     out, times = [], []
     for c in cases:
         t = time.perf_counter()
-        out.append(write_line(llm, c.question, list(c.evidence)))
+        out.append(write_line(llm, c.question, list(c.evidence), allow_decline=allow_decline))
         times.append(time.perf_counter() - t)
     times.sort()
     return out, {
@@ -119,7 +121,9 @@ def main() -> None:
 
     s = LLMSettings(n_threads=args.threads)
     base = model_file(s)
-    models = {"base": load_llm(base, s), "adapter": load_llm(base, s, lora_path=args.adapter)}
+    tuned = load_llm(base, s, lora_path=args.adapter)
+    # (model, may it decline): "adapter-answers" is the adapter never starting the refusal line
+    models = {"base": (load_llm(base, s), True), "adapter": (tuned, True), "adapter-answers": (tuned, False)}
     report: dict = {
         "adapter": str(args.adapter),
         "adapter_sha256": data_mod.sha256(args.adapter),
@@ -128,8 +132,8 @@ def main() -> None:
 
     dev = data_mod.dev_examples(SQUAD / "dev.json", args.seed, args.answerable, args.impossible)
     report["sources"] = {}
-    for name, llm in models.items():
-        lines, timing = lines_for(llm, dev)
+    for name, (llm, allow) in models.items():
+        lines, timing = lines_for(llm, dev, allow)
         fig = metrics.figures(dev, [x.raw for x in lines], [x.p_decline for x in lines])
         report["sources"][name] = fig | timing
         print(name, "sources", report["sources"][name], flush=True)
@@ -138,8 +142,8 @@ def main() -> None:
         cases, info = retrieval_cases(args.retrieval, args.seed)
         report["retrieval"] = {"info": info}
         print("retrieval", info, flush=True)
-        for name, llm in models.items():
-            lines, timing = lines_for(llm, cases)
+        for name, (llm, allow) in models.items():
+            lines, timing = lines_for(llm, cases, allow)
             report["retrieval"][name] = (
                 metrics.figures(cases, [x.raw for x in lines], [x.p_decline for x in lines]) | timing
             )
