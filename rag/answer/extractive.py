@@ -153,6 +153,8 @@ def pick_passages(
             if i not in span:
                 continue
             keys = [sentence_key(sents[j]) for j in span]
+        if all(by_n[n].kind(j) == "heading" for j in span):
+            continue  # a heading whose text is quoted already says nothing more alone
         size = sum(len(sents[j].split()) for j in span)
         if passages and words + size > max_words:
             continue
