@@ -194,6 +194,12 @@ class LLMSettings(_Section):
     n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to a GPU (-1 = all).")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     max_tokens: int = Field(160, ge=1, le=4096, description="Most tokens generated per answer.")
+    adapter: bool = Field(
+        True,
+        description="--llm with the packaged model: load our LoRA adapter (models/llm/) and have it "
+        "write one short answer line above the quoted evidence. Off, or with another model file "
+        "(the adapter is tied to its base file's sha256), the model drafts the answer instead.",
+    )
 
 
 class Settings(_Section):

@@ -88,6 +88,9 @@ class LocalLLM:
         self.system_prompt = system_prompt
         self._llm: Any = None
         self._loader: threading.Thread | None = None
+        # Our LoRA adapter for the answer line (rag/answer/line.py), when the model file is the
+        # base it was trained on; None for any other model (`--model`), which drafts instead.
+        self.adapter: Path | None = None
 
     def path(self) -> Path:
         return model_file(self.settings)
@@ -112,11 +115,16 @@ class LocalLLM:
 
     def _load(self) -> Any:
         if self._llm is None:
+            from rag.answer.line import adapter_for
+
             path = self.path()
-            llm = load_llm(path, self.settings)
-            # Every prompt starts with the system prompt: its evaluated context comes from the
-            # cache (or is evaluated once and cached), so the question's prompt evaluates only
-            # the passages and the question.
-            start_from_prefix(llm, path, self.system_prompt)
+            adapter = adapter_for(path) if self.settings.adapter else None
+            llm = load_llm(path, self.settings, lora_path=adapter)
+            if adapter is None:
+                # Every prompt starts with the system prompt: its evaluated context comes from the
+                # cache (or is evaluated once and cached), so the question's prompt evaluates only
+                # the passages and the question. (The cache holds no adapter's context.)
+                start_from_prefix(llm, path, self.system_prompt)
+            self.adapter = adapter
             self._llm = llm
         return self._llm

@@ -248,6 +248,36 @@ class Answerer:
         ids = {h.chunk.chunk_id for h in found}
         return [*found, *(h for h in hits if h.chunk.chunk_id not in ids)][: max(len(hits), len(found))]
 
+    def _with_line(
+        self,
+        llm: Any,
+        question: str,
+        qvec: np.ndarray,
+        sources: list[Source],
+        stream: StreamFn | None,
+        timings: dict[str, float],
+    ) -> Answer:
+        """The model (with our adapter) writes one short line from the evidence the extractive
+        answer quotes; a line that cites a source and whose every word stands in it is printed
+        above that evidence, else the evidence alone is (rag/answer/line.py checks it)."""
+        from rag.answer import line
+
+        selected = self.select(question, qvec, sources)
+        ans = render(question, "extractive", selected, sources)
+        t1 = time.perf_counter()
+        written = line.write_line(llm, question, line.evidence_from(selected, sources))
+        timings["first_token"] = timings["generate"] = time.perf_counter() - t1
+        ans.draft = written.raw.strip()
+        if written.kept:
+            ans = with_line(ans, written, sources)
+        else:
+            ans.evidence = ans.answer
+            ans.dropped = [written.raw.strip()] if written.raw.strip() else []
+        if stream:
+            for text, cites, _ in ans.sentences:
+                stream(text.rstrip() + " " + "".join(f"[{n}]" for n in cites))
+        return ans
+
     def _overview(self, question: str, described: reference.Described) -> Answer:
         """What an article is about, for a question that asks only that ("What does Rohit
         Patel's article explain?"): its title and subtitle, cited."""
@@ -283,10 +313,12 @@ class Answerer:
         """The model's draft, verified sentence by sentence as it is written: `stream` receives
         each sentence that stands (citations numbered as in the final answer), never one that is
         dropped. The extractive answer when no sentence of the draft stands."""
-        shown = prompt.shown(sources, self.settings)  # verification accepts only what the model was shown
         t0 = time.perf_counter()
         llm = self.llm
         timings["llm_load"] = time.perf_counter() - t0
+        if self.model.adapter is not None:
+            return self._with_line(llm, question, qvec, sources, stream, timings)
+        shown = prompt.shown(sources, self.settings)  # verification accepts only what the model was shown
         t1 = time.perf_counter()
         checker = verify.Verifier(shown, self._embed, self.settings.min_support, self._backs())
         numbers: dict[int, int] = {}
@@ -316,6 +348,21 @@ class Answerer:
         ans = render(question, "llm", kept, shown) if kept else self._extractive(question, qvec, sources)
         ans.dropped, ans.draft = dropped, draft.strip()
         return ans
+
+
+def with_line(ans: Answer, written: Any, sources: list[Source]) -> Answer:
+    """The extractive answer `ans` with the model's checked line above its quoted evidence: the
+    line cites its source in the answer's numbering (a source the evidence does not quote is
+    never cited by it, since the line is written from the quoted evidence alone)."""
+    by_n = {s.n: s for s in sources}
+    chunk_id = by_n[written.cite].hit.chunk.chunk_id
+    m = next(c.n for c in ans.citations if c.chunk_id == chunk_id)
+    text = written.text.rstrip()
+    ans.line, ans.evidence = text, ans.answer
+    ans.answer = f"{text} [{m}] {ans.answer}"
+    ans.sentences = [(text, [m], 1.0), *ans.sentences]
+    ans.mode = "llm"
+    return ans
 
 
 def structure_query(question: str) -> str:

@@ -65,6 +65,10 @@ class Answer:
     confidence: float | None = None  # the abstention model's probability that this is answerable
     signals: dict[str, float] = field(default_factory=dict)
     outcome: str = "answered"  # one of OUTCOMES
+    # --llm with our adapter: the model's checked line, and the quoted evidence printed under it
+    # ("" when no line stood: `answer` is then the evidence alone).
+    line: str = ""
+    evidence: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +84,8 @@ class Answer:
                 for c in self.citations
             ],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            # the answer line's own fields, when the model was asked for one (--llm, our adapter)
+            **({"line": self.line, "evidence": self.evidence} if self.evidence else {}),
         }
 
 

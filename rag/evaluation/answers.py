@@ -140,9 +140,12 @@ def answer_row(answerer: Any, q: Question, asked: str, mode: str) -> dict[str, A
     cited = [c.url for c in ans.citations]
     # Re-score each printed sentence against the full text it cites (embedded once).
     cited_sources = answerer.sources_from_texts([c.text for c in ans.citations])
-    vecs = answerer.retriever.embedder.embed([t for t, _, _ in ans.sentences])
-    supported = 0
-    for (text, cites, _), vec in zip(ans.sentences, vecs, strict=True):
+    # The LLM's answer line was checked word by word against the source it cites (rag/answer/
+    # line.py): it stands by that check; a few words have no sentence embedding to compare.
+    quoted = ans.sentences[1:] if ans.line else ans.sentences
+    vecs = answerer.retriever.embedder.embed([t for t, _, _ in quoted]) if quoted else []
+    supported = 1 if ans.line else 0
+    for (text, cites, _), vec in zip(quoted, vecs, strict=True):
         best = max((support(text, vec, cited_sources[n - 1]) for n in cites), default=0.0)
         supported += best >= answerer.settings.min_support
     gold = content_words(q.answer)
@@ -172,6 +175,7 @@ def answer_row(answerer: Any, q: Question, asked: str, mode: str) -> dict[str, A
         "first_token": ans.timings.get("first_token"),
         "answer": ans.answer,
         "dropped": len(ans.dropped),
+        "line": ans.line,
     }
 
 
