@@ -130,6 +130,11 @@ def main() -> None:
         "threads": s.n_threads,
     }
 
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after each part, so a long run that is stopped keeps what it measured
+        args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+
     dev = data_mod.dev_examples(SQUAD / "dev.json", args.seed, args.answerable, args.impossible)
     report["sources"] = {}
     for name, (llm, allow) in models.items():
@@ -137,6 +142,7 @@ def main() -> None:
         fig = metrics.figures(dev, [x.raw for x in lines], [x.p_decline for x in lines])
         report["sources"][name] = fig | timing
         print(name, "sources", report["sources"][name], flush=True)
+        save()
 
     if args.retrieval:
         cases, info = retrieval_cases(args.retrieval, args.seed)
@@ -148,13 +154,13 @@ def main() -> None:
                 metrics.figures(cases, [x.raw for x in lines], [x.p_decline for x in lines]) | timing
             )
             print(name, "retrieval", report["retrieval"][name], flush=True)
+            save()
             if name == "adapter":
                 report["retrieval"]["examples"] = [
                     {"question": c.question, "line": x.raw, "kept": x.kept, "reason": x.reason}
                     for c, x in list(zip(cases, lines, strict=True))[:12]
                 ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    save()
 
 
 if __name__ == "__main__":
