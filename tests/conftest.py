@@ -161,6 +161,17 @@ def answerer(retriever, settings, llm_works):
     )
 
 
+@pytest.fixture(scope="session")
+def drafting_answerer(retriever, settings, llm_works):
+    """An answerer whose LLM drafts the answer (no adapter), as a user's own --model does."""
+    from rag.answer import Answerer
+
+    llm = settings.llm.model_copy(update={"adapter": False})
+    return Answerer(
+        retriever, settings.answer, llm, settings.paths.abstention, settings.costs.answerable_prior
+    )
+
+
 def articles_of(text: str) -> list[str]:
     """Each article block (from its `## Publication` to the end of its repeat) of a bundle."""
     starts = [m.start() for m in re.finditer(r"(?m)^## (?!Visual Content Analysis)[^\n]+\n\nSource:", text)]

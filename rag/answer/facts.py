@@ -13,9 +13,9 @@ import re
 from rag.retrieve import Hit
 from rag.text import CONTENT_STOPWORDS, is_name_word, straight_apostrophes
 
-# A compound that describes rather than names: its last part is a plain lower-case word
-# ("3-step", "Python-scripts", "SQL-indexing"); "GPT-4" and "COVID-19" stay names.
-_DESCRIPTIVE_RE = re.compile(r"^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*-[a-z]{2,}$")
+# A compound that describes rather than names: a number or a word, then a plain lower-case word
+# ("3-step", "Python-scripts", "SQL-indexing"); "GPT-4", "COVID-19" and "B-trees" stay names.
+_DESCRIPTIVE_RE = re.compile(r"^(?:\d+|[A-Za-z]{2,}[A-Za-z0-9]*)(?:-[A-Za-z0-9]+)*-[a-z]{2,}$")
 
 
 def facts(text: str) -> set[str]:

@@ -76,18 +76,19 @@ def test_invented_citation_numbers_are_removed(answerer):
     assert any("cheese" in d for d in dropped)
 
 
-def test_sentences_without_support_fall_back_to_extractive(answerer, monkeypatch):
+def test_sentences_without_support_fall_back_to_extractive(drafting_answerer, monkeypatch):
     import rag.llm as mod
 
     monkeypatch.setattr(mod, "generate", lambda llm, msgs, s: iter(["Bananas are blue. [1]"]))
-    ans = answerer.ask("What is statistical significance?", mode="llm")
+    ans = drafting_answerer.ask("What is statistical significance?", mode="llm")
     assert ans.mode == "extractive" and ans.dropped == ["Bananas are blue. [1]"]
     assert {c.url for c in ans.citations} == {STATS}
 
 
-def test_llm_sentences_reach_the_stream_only_once_verified(answerer, monkeypatch):
+def test_llm_sentences_reach_the_stream_only_once_verified(drafting_answerer, monkeypatch):
     import rag.llm as mod
 
+    answerer = drafting_answerer
     question = "What is statistical significance?"
     hits = answerer.retriever.search(question, k=4)
     sources = answerer.sources(hits)[:3]
@@ -125,7 +126,8 @@ def test_unsure_shows_the_closest_passages_not_the_model(answerer, monkeypatch):
     ans = answerer.ask("What is p-hacking?", mode="llm")
     assert ans.outcome == "unsure" and not ans.abstained and ans.mode == "extractive"
     assert ans.citations and ans.as_dict()["outcome"] == "unsure"
-    assert "confidence 0.50 is below 0.90" in ans.abstain_reason
+    # the model's 0.50, at the configured prior of 0.75 answerable questions: odds x3, 0.75
+    assert "confidence 0.75 is below 0.90" in ans.abstain_reason
 
 
 def test_who_wrote_it_is_answered_from_the_metadata(answerer):
@@ -312,3 +314,18 @@ def test_the_reader_check_leaves_the_decisions_signal_off_when_answer_reader_is(
     a.verify(f"{sources[0].sentences[0]} [1]", sources)
     signals, _ = a.question_signals(question)
     assert signals["reader"] == 0.0 and a.reader is None
+
+
+def test_the_adapter_writes_one_checked_line_above_the_quoted_evidence(answerer):
+    streamed: list[str] = []
+    question = "What threshold did the CERN neutrino result pass?"
+    ans = answerer.ask(question, mode="llm", stream=streamed.append)
+    assert answerer.model.adapter is not None and ans.outcome == "answered"
+    d = ans.as_dict()
+    assert "line" in d and "evidence" in d and ans.evidence
+    if ans.line:  # kept: it leads the answer, cites a source, and every word stands in that source
+        assert ans.mode == "llm" and ans.answer.startswith(ans.line)
+        assert streamed[0].startswith(ans.line) and ans.sentences[0][1]
+    else:  # not kept: the evidence alone, as --extractive would show it
+        assert ans.mode == "extractive" and ans.answer == ans.evidence
+    assert "99.9999998%" in ans.answer
