@@ -7,6 +7,7 @@ module composes them and renders the result as an `Answer` with renumbered citat
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -264,6 +265,9 @@ class Answerer:
 
         selected = self.select(question, qvec, sources)
         ans = render(question, "extractive", selected, sources)
+        if not asks_for_a_line(question):
+            ans.evidence = ans.answer
+            return ans
         t1 = time.perf_counter()
         written = line.write_line(llm, question, line.evidence_from(selected, sources))
         timings["first_token"] = timings["generate"] = time.perf_counter() - t1
@@ -348,6 +352,17 @@ class Answerer:
         ans = render(question, "llm", kept, shown) if kept else self._extractive(question, qvec, sources)
         ans.dropped, ans.draft = dropped, draft.strip()
         return ans
+
+
+_EXPLAIN_Q_RE = re.compile(r"^\s*(?:how(?! (?:many|much|long|old|far|big|often))|why)\b", re.IGNORECASE)
+
+
+def asks_for_a_line(question: str) -> bool:
+    """Whether a short line can answer the question: a fact (what, which, who, when, where, how
+    many), not a definition ("What is p-hacking?") or an explanation ("How does ... work?",
+    "Why ..."), which the quoted evidence answers better than a few words (a line of "hack." for
+    "What is p-hacking?" passes the word check and says nothing)."""
+    return extractive.question_kind(question) != "define" and not _EXPLAIN_Q_RE.search(question)
 
 
 def with_line(ans: Answer, written: Any, sources: list[Source]) -> Answer:
