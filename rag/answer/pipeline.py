@@ -269,7 +269,9 @@ class Answerer:
             ans.evidence = ans.answer
             return ans
         t1 = time.perf_counter()
-        written = line.write_line(llm, question, line.evidence_from(selected, sources))
+        # The decision, not the model, says whether to answer: the adapter's refusal tells
+        # answerable from impossible questions no better than chance (AUC 0.50, models/llm/README).
+        written = line.write_line(llm, question, line.evidence_from(selected, sources), allow_decline=False)
         timings["first_token"] = timings["generate"] = time.perf_counter() - t1
         ans.draft = written.raw.strip()
         if written.kept:

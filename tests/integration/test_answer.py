@@ -41,11 +41,12 @@ Title: Banana Bread Basics
 
 
 def test_answerable_question_cites_the_right_article(answerer):
-    ans = answerer.ask("What is statistical significance?", mode="llm")
+    # a question a short line can answer: the model is asked for one (a definition is not)
+    ans = answerer.ask("What significance threshold did the CERN neutrino result pass?", mode="llm")
     assert not ans.abstained
     assert ans.citations and {c.url for c in ans.citations} == {STATS}
     assert "[1]" in ans.answer
-    assert ans.timings["first_token"] > 0  # streamed; how fast is measured in bench/
+    assert ans.timings["first_token"] > 0  # the model ran; how fast is measured in bench/
 
 
 def test_extractive_answer_quotes_sources_with_citations(answerer):
