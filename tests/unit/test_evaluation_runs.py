@@ -97,7 +97,7 @@ def test_answerer_scores_mark_missing_facts_as_never_answered():
         def probability(self, signals):
             return signals["sentence_cos"] / 2
 
-        def explain(self, signals):
+        def explain(self, signals, p=None):
             return "low"
 
     class Answerer:

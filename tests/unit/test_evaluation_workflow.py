@@ -188,17 +188,19 @@ def test_a_mode_is_summarised_overall_without_follow_ups_and_by_type():
 def test_answer_tables_are_markdown_with_cross_validated_columns_when_present():
     result = {"modes": {"extractive": answers.mode_summary("extractive", ROWS[:1])}}
     head = "| mode | type | n | " + " | ".join(answers.ANSWER_COLUMNS)
+    # refused, evidence shown and leading (none located in these rows) and the median words follow
     row = "| extractive | all | 1 | 1.000 | – | 0.000 | 1.000 | 1.000 | 0.500 | 10.000 | 1.000"
+    row += " | 0.000 | – | – | 10.000"
     assert answers.answer_table(result).splitlines() == [
         head + " |",
-        "|---|---|" + "---:|" * 9,
+        "|---|---|" + "---:|" * 13,
         row + " |",
         row.replace("| all |", "| factoid |") + " |",
     ]
     result["cross_validated"] = {"all": {"answer_rate": 0.75, "abstain_rate": float("nan")}}
     lines = answers.answer_table(result).splitlines()
     assert lines[0] == head + " | cv answer_rate | cv abstain_rate |"
-    assert lines[2] == row + " | 0.750 | – |" and lines[3].endswith("| 10.000 | 1.000 | – | – |")
+    assert lines[2] == row + " | 0.750 | – |" and lines[3].endswith("| – | – | 10.000 | – | – |")
 
 
 def test_abstention_variants_and_the_coverage_curve_as_tables():
