@@ -41,7 +41,7 @@ demo: setup
 	$(BIN)/rag ask "What is statistical significance?"
 	$(BIN)/rag ask "What is p-hacking?"
 	$(BIN)/rag ask "who wrote the article about ndcg?"
-	$(BIN)/rag ask --llm "How does self-attention work?"
+	$(BIN)/rag ask --llm "When was the faster-than-light neutrino result announced?"
 	$(BIN)/rag ask "Who won the 2018 World Cup?"
 	$(BIN)/rag search "how does self-attention work" --k 3
 	# last, the same answers in a browser and over HTTP: it prints its address and serves until Ctrl-C
