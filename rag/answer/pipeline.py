@@ -184,12 +184,11 @@ class Answerer:
         # "the SQL-indexing article", "Rohit Patel's article": retrieval keeps to that article (the
         # question keeps its words: they say what it is about); one that asks only what the
         # article is about is answered with its title and subtitle.
-        typed_question = question
         described = None if filters else reference.described_article(question, self.catalogue)
         if described is not None:
             filters = Filters(url=described.article.url)
             if reference.asks_overview(described.question):
-                ans = self._overview(typed_question, described)
+                ans = self._overview(question, described)
                 ans.timings = {"total": time.perf_counter() - t0}
                 return ans
         words = structure_query(question)
@@ -215,7 +214,6 @@ class Answerer:
             ans = self._extractive(question, qvec, sources)
         else:
             ans = self._generate(question, qvec, sources, stream, timings)
-        ans.question = typed_question
         ans.evidence_score = signals["sentence_cos"]
         ans.confidence, ans.signals, ans.closest = verdict.confidence, signals, hits
         timings["total"] = time.perf_counter() - t0

@@ -101,15 +101,14 @@ def described_article(
             words = description_words(m.group(1))
             if not words:
                 continue
+            fits = [(words & article_words(a, sub), a, sub) for a, sub in catalogue()]
             scored = sorted(
-                ((len(words & article_words(a, sub)), a.article_id, a, sub) for a, sub in catalogue()),
-                key=lambda x: (-x[0], x[1]),
+                ((len(hit), a.article_id, hit, a, sub) for hit, a, sub in fits), key=lambda x: (-x[0], x[1])
             )
             if not scored:
                 return None
-            best, _, article, subtitle = scored[0]
+            best, _, matched, article, subtitle = scored[0]
             runner_up = scored[1][0] if len(scored) > 1 else 0
-            matched = words & article_words(article, subtitle)
             if best / len(words) < MIN_SHARE or best == runner_up or all(w.isdigit() for w in matched):
                 continue
             return Described(article, subtitle, m.group(1).strip(), _without(question, m.start(), m.end()))
