@@ -30,6 +30,7 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -149,19 +150,27 @@ def _label(title: str, kind: str, rng: random.Random) -> str:
     return f"{title} > Section {rng.randint(1, 9)}"
 
 
-def build(
-    path: Path, seed: int, n_answerable: int, n_passage: int, n_impossible: int, n_removed: int
-) -> list[Example]:
-    """A shuffled list with that many examples of each kind (fewer when the file runs out)."""
-    rng = random.Random(seed)
+def shuffled_questions(path: Path, rng: random.Random) -> tuple[Any, list[Any], list[Any]]:
+    """A SQuAD file's articles, and its answerable and impossible questions as (article index,
+    paragraph index, question), each list shuffled by `rng` (answerable first)."""
     arts = load(path)
-    answerable, impossible = [], []
+    answerable: list[Any] = []
+    impossible: list[Any] = []
     for ai, art in enumerate(arts):
         for pi, p in enumerate(art):
             for q in p.qas:
                 (impossible if q.get("is_impossible") else answerable).append((ai, pi, q))
     rng.shuffle(answerable)
     rng.shuffle(impossible)
+    return arts, answerable, impossible
+
+
+def build(
+    path: Path, seed: int, n_answerable: int, n_passage: int, n_impossible: int, n_removed: int
+) -> list[Example]:
+    """A shuffled list with that many examples of each kind (fewer when the file runs out)."""
+    rng = random.Random(seed)
+    arts, answerable, impossible = shuffled_questions(path, rng)
     out: list[Example] = []
     used = 0
 
@@ -273,14 +282,7 @@ def dev_examples(path: Path, seed: int, n_answerable: int, n_impossible: int) ->
     """The measuring set from dev.json: answerable (one sentence per source, as `answerable`) and
     SQuAD's impossible questions (as `impossible`), in that order."""
     rng = random.Random(seed)
-    arts = load(path)
-    ans, imp = [], []
-    for ai, art in enumerate(arts):
-        for pi, p in enumerate(art):
-            for q in p.qas:
-                (imp if q.get("is_impossible") else ans).append((ai, pi, q))
-    rng.shuffle(ans)
-    rng.shuffle(imp)
+    arts, ans, imp = shuffled_questions(path, rng)
     out: list[Example] = []
     for ai, pi, q in ans:
         if len(out) >= n_answerable:
