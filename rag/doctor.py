@@ -210,7 +210,48 @@ def check_llm(settings: Settings, probe: Callable[[Path], dict[str, Any]] = run_
         f"{path.name}: loaded in {result['load_s']:.2f}s, {result['prompt_tokens']}-token prompt "
         f"answered in {result['generate_s']:.2f}s"
     )
-    return [Check("llm", True, detail), check_build(result["system_info"], cpu_flags())]
+    return [
+        Check("llm", True, detail),
+        check_build(result["system_info"], cpu_flags()),
+        check_adapter(settings, path),
+    ]
+
+
+def check_adapter(settings: Settings, base: Path, adapter_dir: Path | None = None) -> Check:
+    """Our LoRA adapter for the answer line: present, the file its provenance names, and tied to
+    this model file (a user's own model runs without it and drafts instead)."""
+    from rag.answer import line
+
+    folder = adapter_dir or line.ADAPTER_DIR
+    adapter, prov = folder / line.ADAPTER_FILE, folder / "provenance.json"
+    if not settings.llm.adapter:
+        return Check("llm-adapter", True, "off (llm.adapter = false): the model drafts the answer")
+    if not (adapter.is_file() and prov.is_file()):
+        return Check(
+            "llm-adapter", False, f"{adapter} or its provenance.json is missing", "git checkout models/llm"
+        )
+    try:
+        record = json.loads(prov.read_text(encoding="utf-8"))
+        want_base, want_adapter = record["base"]["sha256"], record["export"]["adapter_sha256"]
+    except (ValueError, KeyError, TypeError):
+        return Check("llm-adapter", False, f"{prov}: unreadable", "git checkout models/llm")
+    got = line.file_sha256(adapter)
+    if got != want_adapter:
+        return Check(
+            "llm-adapter",
+            False,
+            f"{adapter}: sha256 {got[:12]} is not the trained {want_adapter[:12]}",
+            "git checkout models/llm",
+        )
+    if line.file_sha256(base) != want_base:
+        return Check(
+            "llm-adapter",
+            True,
+            f"not used: {base.name} is not the base it was trained on; the model drafts instead",
+        )
+    return Check(
+        "llm-adapter", True, f"{adapter.name} (sha256 {got[:12]}) over {base.name} (sha256 {want_base[:12]})"
+    )
 
 
 def check_index(settings: Settings, index_dir: Path | None) -> Check:

@@ -95,9 +95,7 @@ def with_prior(p: float, prior: float) -> float:
 def unknown_facts(store: Store, missing: list[str]) -> list[str]:
     """The names and numbers among `missing` that the whole collection never mentions: a word of
     one (each part of "sql-indexing") that lexical search finds nowhere."""
-    return [
-        f for f in missing if not all(store.search_lexical(w, 1) for w in re.findall(r"[^\W_]+", f))
-    ]
+    return [f for f in missing if not all(store.search_lexical(w, 1) for w in re.findall(r"[^\W_]+", f))]
 
 
 def elsewhere_reason(missing: list[str]) -> str:

@@ -31,6 +31,7 @@ the source holds them, never by themselves.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -234,17 +235,30 @@ def adapter_for(base: Path, adapter_dir: Path = ADAPTER_DIR) -> Path | None:
     return adapter if want and file_sha256(base) == want else None
 
 
-_SHA_CACHE: dict[tuple[str, int, float], str] = {}
+_SHA_CACHE: dict[str, str] = {}
 
 
 def file_sha256(path: Path) -> str:
-    """The file's sha256, remembered per (path, size, mtime) within the process."""
+    """The file's sha256, remembered per (path, size, modification time) within the process and in
+    the user cache (hashing the 100 MB base model costs about a second of every cold start)."""
+    from rag.user_cache import cache_dir, write_atomic
+
     st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime)
-    if key not in _SHA_CACHE:
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:32]
+    if key in _SHA_CACHE:
+        return _SHA_CACHE[key]
+    saved = cache_dir("sha256") / key
+    try:
+        digest = saved.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        digest = ""
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
         h = hashlib.sha256()
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
+        digest = h.hexdigest()
+        with contextlib.suppress(OSError):  # a read-only cache only costs the hash next time
+            write_atomic(saved, digest.encode("ascii"))
+    _SHA_CACHE[key] = digest
+    return digest

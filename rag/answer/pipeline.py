@@ -215,7 +215,7 @@ class Answerer:
         else:
             ans = self._generate(question, qvec, sources, stream, timings)
         ans.evidence_score = signals["sentence_cos"]
-        ans.confidence, ans.signals, ans.closest = verdict.confidence, signals, hits
+        ans.confidence, ans.signals, ans.closest = verdict.confidence, {**signals, **ans.signals}, hits
         timings["total"] = time.perf_counter() - t0
         ans.timings = {**timings, **ans.timings}
         return ans
@@ -223,8 +223,10 @@ class Answerer:
     @staticmethod
     def _defines_subject(question: str, hits: list[Hit]) -> bool:
         """A definition question whose subject is the title of the article retrieved first."""
-        return bool(hits) and extractive.question_kind(question) == "define" and (
-            reference.names_title(question, hits[0].chunk.title)
+        return (
+            bool(hits)
+            and extractive.question_kind(question) == "define"
+            and (reference.names_title(question, hits[0].chunk.title))
         )
 
     def _with_place(self, question: str, hits: list[Hit], filters: Filters | None) -> list[Hit]:
@@ -272,6 +274,9 @@ class Answerer:
         written = line.write_line(llm, question, line.evidence_from(selected, sources), allow_decline=False)
         timings["first_token"] = timings["generate"] = time.perf_counter() - t1
         ans.draft = written.raw.strip()
+        # The model's own "cannot answer" (the refusal's first-token probability), recorded as a
+        # signal for `rag eval`; the decision does not use it (it adds nothing: models/llm/README).
+        ans.signals["line_decline"] = written.p_decline
         if written.kept:
             ans = with_line(ans, written, sources)
         else:

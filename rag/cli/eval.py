@@ -38,7 +38,14 @@ WriteBaselineOpt = Annotated[
     bool, typer.Option("--write-baseline", help="Save this run as eval/baseline.json.")
 ]
 AnswersOpt = Annotated[bool, typer.Option("--answers", help="Evaluate answers (llm and extractive) instead.")]
-ModesOpt = Annotated[str, typer.Option("--modes", help="Answer modes to compare.")]
+ModesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--modes",
+        help="Answer modes: with --answers those to compare (default llm,extractive); with --squad "
+        "or --removal the one to ask in (default extractive; llm adds the answer line's figures).",
+    ),
+]
 RunsArg = Annotated[
     list[str] | None,
     typer.Argument(
@@ -98,7 +105,7 @@ def eval_(
     check: CheckOpt = False,
     write_baseline: WriteBaselineOpt = False,
     answers: AnswersOpt = False,
-    modes: ModesOpt = "llm,extractive",
+    modes: ModesOpt = None,
     run_refs: RunsArg = None,
     name: NameOpt = None,
     trec_out: TrecOutOpt = None,
@@ -126,9 +133,10 @@ def eval_(
     if removal and beir is None:
         raise typer.BadParameter("--removal needs --beir DATASET", param_hint="--removal")
     if squad is not None or removal:
-        _answerability(settings, squad, beir if removal else None, name, as_json)
+        _answerability(settings, squad, beir if removal else None, name, as_json, benchmark_mode(modes))
         return
     if answers:
+        modes = modes or "llm,extractive"
         _answers(settings, index_dir, questions, modes, report, as_json, fit, check, write_baseline)
         return
     refs = list(run_refs or [])
@@ -147,8 +155,18 @@ def eval_(
     _baseline(ev, test, write_baseline, check)
 
 
+def benchmark_mode(modes: str | None) -> str:
+    """The one answer mode --squad and --removal ask in."""
+    mode = (modes or "extractive").strip()
+    if mode not in ("extractive", "llm"):
+        raise typer.BadParameter(
+            f"{mode!r}: with --squad or --removal give one mode, extractive or llm", param_hint="--modes"
+        )
+    return mode
+
+
 def _answerability(
-    settings: Settings, squad: Path | None, beir: Path | None, name: str | None, as_json: bool
+    settings: Settings, squad: Path | None, beir: Path | None, name: str | None, as_json: bool, mode: str
 ) -> None:
     """`rag eval --squad FILE` or `rag eval --beir DIR --removal`: the answer decision on a corpus
     nobody tuned for, saved as a run."""
@@ -158,7 +176,7 @@ def _answerability(
         if done % 50 == 0 or done == total:
             typer.echo(f"asked {done}/{total}", err=True)
 
-    record, saved = workflow.evaluate_answerability(settings, squad, beir, name, progress)
+    record, saved = workflow.evaluate_answerability(settings, squad, beir, name, progress, mode)
     typer.echo(f"run saved to {saved}", err=True)
     if as_json:
         typer.echo(json.dumps({k: v for k, v in record.items() if k != "rows"}, ensure_ascii=False))

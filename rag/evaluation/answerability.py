@@ -34,6 +34,8 @@ from rag.evaluation.tables import markdown_table
 from rag.records import Article
 
 BENCHMARK_PRIOR = 0.5
+# Signals some answers lack: the model's refusal probability exists only where it wrote a line.
+OPTIONAL_SIGNALS = ("line_decline",)
 WH_WORDS = ("who", "when", "where", "how many", "how much", "which", "why", "how", "what")
 
 
@@ -131,8 +133,10 @@ def run_benchmark(
     cache_root: Path,
     start_from: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    mode: str = "extractive",
 ) -> dict[str, Any]:
-    """Index the benchmark's corpus (cached) and ask every case; the record a saved run keeps."""
+    """Index the benchmark's corpus (cached) and ask every case in `mode` (extractive or llm); the
+    record a saved run keeps."""
     from rag.assembly import open_answerer, open_retriever
     from rag.evaluation.runs import git_commit
 
@@ -141,17 +145,32 @@ def run_benchmark(
     # A benchmark's questions are not a user's of their own collection: they are judged at the
     # even odds the decision was fitted at, not at answer.costs.answerable_prior.
     answerer.prior = BENCHMARK_PRIOR
-    rows = ask_cases(answerer, bench.cases, progress)
+    rows = ask_cases(answerer, bench.cases, progress, mode)
     summary = summarise(rows)
     return {
         "kind": "answerability",
         "benchmark": bench.name,
         "fingerprint": bench.fingerprint,
         "git_commit": git_commit(),
+        "mode": mode,
+        **({"llm": llm_used(answerer)} if mode == "llm" else {}),
         "decision": decision_used(answerer),
         "summary": summary,
         "table": summary_table(bench.name, summary),
         "rows": rows,
+    }
+
+
+def llm_used(answerer: Any) -> dict[str, Any]:
+    """The model file and the adapter (with their sha256) an LLM-mode run was asked with."""
+    from rag.answer.line import file_sha256
+
+    answerer.llm  # noqa: B018 - loads the model, which decides the adapter
+    model = answerer.model
+    return {
+        "model": str(model.path()),
+        "adapter": str(model.adapter) if model.adapter else None,
+        "adapter_sha256": file_sha256(model.adapter) if model.adapter else None,
     }
 
 
@@ -191,35 +210,84 @@ def wh_word(question: str) -> str:
 
 
 def ask_cases(
-    answerer: Any, cases: Sequence[Case], progress: Callable[[int, int], None] | None = None
+    answerer: Any,
+    cases: Sequence[Case],
+    progress: Callable[[int, int], None] | None = None,
+    mode: str = "extractive",
 ) -> list[dict[str, Any]]:
-    """Each case asked as `rag ask` asks it (extractive): outcome, confidence, signals, answer
-    length and gold containment."""
+    """Each case asked as `rag ask` asks it (extractive, or `rag ask --llm` with mode "llm"):
+    outcome, confidence, signals, answer length and gold containment; in LLM mode also the answer
+    line the model wrote (when one was asked for), whether it stood, and its gold containment."""
     rows = []
     for i, c in enumerate(cases):
         t0 = time.perf_counter()
-        ans = answerer.ask(c.question, mode="extractive")
+        ans = answerer.ask(c.question, mode=mode)
         secs = time.perf_counter() - t0
         text = "" if ans.outcome == "abstained" else ans.answer
-        plain = re.sub(r"\[\d+\]", "", text)
-        rows.append(
-            {
-                "id": c.id,
-                "group": c.group,
-                "answerable": c.answerable,
-                "type": wh_word(c.question),
-                "outcome": ans.outcome,
-                "confidence": ans.confidence,
-                "signals": {k: round(float(v), 5) for k, v in ans.signals.items()},
-                "missing": ans.abstain_reason.startswith("no retrieved source mentions"),
-                "words": len(plain.split()),
-                "contains_gold": contains_gold(plain, c.gold) if c.gold and text else None,
-                "seconds": round(secs, 4),
-            }
-        )
+        plain = _CITES_RE.sub("", text)
+        row = {
+            "id": c.id,
+            "group": c.group,
+            "answerable": c.answerable,
+            "type": wh_word(c.question),
+            "outcome": ans.outcome,
+            "confidence": ans.confidence,
+            "signals": {k: round(float(v), 5) for k, v in ans.signals.items()},
+            "missing": ans.abstain_reason.startswith("no retrieved source mentions"),
+            "words": len(plain.split()),
+            "contains_gold": contains_gold(plain, c.gold) if c.gold and text else None,
+            "seconds": round(secs, 4),
+        }
+        if mode == "llm":
+            row |= line_fields(ans, c.gold)
+        rows.append(row)
         if progress:
             progress(i + 1, len(cases))
     return rows
+
+
+_CITES_RE = re.compile(r"\[\d+\]")
+
+
+def line_fields(ans: Any, gold: Sequence[str]) -> dict[str, Any]:
+    """The answer line of an LLM-mode answer: written (the model was asked for one), the line as
+    printed ("" when it did not stand), its length, and whether it or the answer's first printed
+    sentence holds a gold answer."""
+    written = "line_decline" in ans.signals
+    line = _CITES_RE.sub("", ans.line).strip()
+    first = _CITES_RE.sub("", ans.sentences[0][0]) if ans.sentences and ans.outcome != "abstained" else ""
+    return {
+        "line_written": written,
+        "line": line,
+        "line_draft": ans.draft if written else "",
+        "line_words": len(line.split()),
+        "line_contains_gold": contains_gold(line, gold) if gold and line else None,
+        "first_contains_gold": contains_gold(first, gold) if gold and first else None,
+        "evidence_contains_gold": contains_gold(_CITES_RE.sub("", ans.evidence), gold)
+        if gold and ans.evidence
+        else None,
+    }
+
+
+def line_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The answer line's figures over the answered questions: how often it was written and stood,
+    how often it holds a gold answer (of answered answerable questions with a line, and of all
+    answered answerable ones), and its median length."""
+    answered = [r for r in rows if r["outcome"] == "answered"]
+    written = [r for r in answered if r["line_written"]]
+    kept = [r for r in written if r["line"]]
+    gold = [r for r in answered if r["answerable"] and r["contains_gold"] is not None]
+    gold_kept = [r for r in gold if r["line"]]
+    return {
+        "answered": len(answered),
+        "written": len(written) / len(answered) if answered else None,
+        "kept_of_written": len(kept) / len(written) if written else None,
+        "kept_of_answered": len(kept) / len(answered) if answered else None,
+        "contains_gold": _mean([r["line_contains_gold"] for r in gold_kept]),
+        "contains_gold_of_answered": _mean([bool(r["line_contains_gold"]) for r in gold]),
+        "first_contains_gold": _mean([bool(r["first_contains_gold"]) for r in gold]),
+        "median_words": statistics.median([r["line_words"] for r in kept]) if kept else None,
+    }
 
 
 def auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
@@ -240,7 +308,9 @@ def signal_auc(rows: Sequence[dict[str, Any]], signal: str) -> float | None:
     """ROC AUC of one signal alone over rows (answerable or not, with their signals). Counts of
     what is missing are better the lower they are: negated, so that 0.5 means no use and above 0.5
     helps, as for the other signals."""
-    sign = -1.0 if signal in ("missing", "best_missing", "kind_missing") else 1.0
+    sign = -1.0 if signal in ("missing", "best_missing", "kind_missing", "line_decline") else 1.0
+    if signal in OPTIONAL_SIGNALS:  # only where it was computed (a line is not always written)
+        rows = [r for r in rows if signal in r["signals"]]
     scores = [sign * float(r["signals"].get(signal, 0.0)) for r in rows]
     return auc(scores, [bool(r["answerable"]) for r in rows])
 
@@ -282,6 +352,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "median_words": statistics.median([r["words"] for r in ans]) if ans else None,
         }
     out["seconds_per_question"] = _mean([r["seconds"] for r in rows])
+    if any("line_written" in r for r in rows):
+        out["line"] = line_summary(rows)
     return out
 
 
@@ -326,4 +398,14 @@ def summary_table(name: str, s: dict[str, Any]) -> str:
         ]
         head = ["answerable, by wh-word", "n", "answered", "gold in answer", "median words"]
         by_type = "\n" + markdown_table(head, rows, "lrrrr") + "\n"
-    return f"{table}\n\n{facts}\n\nROC AUC per signal: {aucs}\n{by_type}"
+    line = ""
+    if s.get("line"):
+        li = s["line"]
+        line = (
+            f"\nanswer line (answered questions, {li['answered']}): written {pct(li['written'])}, "
+            f"stood {pct(li['kept_of_written'])} of those written ({pct(li['kept_of_answered'])} of "
+            f"answered); gold answer in the line {pct(li['contains_gold'])} of answerable ones with a "
+            f"line ({pct(li['contains_gold_of_answered'])} of all answered answerable), in the first "
+            f"printed sentence {pct(li['first_contains_gold'])}; median line words: {li['median_words']}\n"
+        )
+    return f"{table}\n\n{facts}\n\nROC AUC per signal: {aucs}\n{line}{by_type}"

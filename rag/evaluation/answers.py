@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -176,6 +177,9 @@ def answer_row(answerer: Any, q: Question, asked: str, mode: str) -> dict[str, A
         "answer": ans.answer,
         "dropped": len(ans.dropped),
         "line": ans.line,
+        "line_written": "line_decline" in ans.signals,
+        # the first printed sentence (the answer line when one stood): how much of the gold it has
+        "first_recall": len(gold & content_words(printed[0])) / len(gold) if gold and printed else None,
     }
 
 
@@ -204,11 +208,29 @@ def mode_summary(mode: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         answered = [r for r in rows if r["answerable"] and _outcome(r) == "answered"]
         overall["llm_fell_back"] = sum(r["mode"] == "extractive" for r in answered)
         overall["llm_survived"] = sum(r["mode"] == "llm" for r in answered) / max(1, len(answered))
+        overall["line"] = line_figures(answered)
     types = sorted({r["type"] for r in rows}, key=lambda t: QUESTION_TYPES.index(t))
     return {
         **overall,
         "by_type": {t: summarise([r for r in rows if r["type"] == t]) for t in types},
         "rows": rows,
+    }
+
+
+def line_figures(answered: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer line over answered answerable questions: how often the model was asked for one,
+    how often it stood, the gold-word recall of the first printed sentence, and its length."""
+    written = [r for r in answered if r.get("line_written")]
+    kept = [r for r in written if r["line"]]
+    first = [r["first_recall"] for r in answered if r.get("first_recall") is not None]
+    return {
+        "written": len(written) / len(answered) if answered else None,
+        "kept_of_written": len(kept) / len(written) if written else None,
+        "kept_of_answered": len(kept) / len(answered) if answered else None,
+        "first_recall": sum(first) / len(first) if first else None,
+        "median_words": statistics.median(len(_CITE_MARK_RE.sub("", r["line"]).split()) for r in kept)
+        if kept
+        else None,
     }
 
 

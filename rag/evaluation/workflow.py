@@ -313,6 +313,7 @@ def evaluate_answerability(
     beir: Path | None,
     name: str | None,
     progress: Callable[[int, int], None] | None = None,
+    mode: str = "extractive",
 ) -> tuple[dict[str, Any], Path]:
     """An external answerability benchmark: a SQuAD 2.0 file as a corpus, or a BEIR dataset by
     removal (its full index is built first, then copied without the removed documents). The run
@@ -322,7 +323,7 @@ def evaluate_answerability(
     cache = EVAL_DIR / "cache"
     if squad is not None:
         bench = ab.load_squad(squad)
-        record = ab.run_benchmark(settings, bench, cache, progress=progress)
+        record = ab.run_benchmark(settings, bench, cache, progress=progress, mode=mode)
     else:
         from rag.evaluation.beir import beir_index, load_beir
 
@@ -330,7 +331,7 @@ def evaluate_answerability(
         data = load_beir(beir)
         full = beir_index(data, settings, cache)
         bench = ab.removal_benchmark(data)
-        record = ab.run_benchmark(settings, bench, cache, start_from=full, progress=progress)
+        record = ab.run_benchmark(settings, bench, cache, start_from=full, progress=progress, mode=mode)
     record["name"] = name or runs.default_name()
     record["dataset"] = str(squad or beir)
     return record, runs.save_run(record, RUNS_DIR, name)

@@ -92,6 +92,7 @@ def test_doctor_reports_every_check_on_one_line_each(real_index):
         "embedder",
         "llm",
         "llm-build",
+        "llm-adapter",
         "index",
     ], out.stdout + out.stderr
     assert all(line.startswith("ok ") for line in lines), out.stdout
@@ -104,3 +105,21 @@ def test_doctor_names_a_missing_index_and_what_to_run(tmp_path):
     out = run_rag("doctor", "--index", str(tmp_path / "none"))
     assert out.returncode == 1
     assert "problem  index:" in out.stdout and "rag index" in out.stdout
+
+
+def test_adapter_check_names_a_changed_adapter_and_a_foreign_base(settings, tmp_path):
+
+    from rag.answer import line
+    from rag.llm import model_file
+
+    base = model_file(settings.llm)
+    assert doctor.check_adapter(settings, base).ok
+    other = tmp_path / "mine.gguf"
+    other.write_bytes(b"GGUF" + bytes(64))
+    check = doctor.check_adapter(settings, other)
+    assert check.ok and "not used" in check.detail
+    folder = tmp_path / "llm"
+    shutil.copytree(line.ADAPTER_DIR, folder)
+    (folder / line.ADAPTER_FILE).write_bytes(b"tampered")
+    check = doctor.check_adapter(settings, base, folder)
+    assert not check.ok and "is not the trained" in check.detail

@@ -78,3 +78,24 @@ def test_evidence_groups_quoted_sentences_by_source_with_the_chunk_prefix():
         (1, "Stats (by Ann) > P-values", "A p-value is a probability. It is small."),
         (2, "Other", "Other."),
     ]
+
+
+def test_a_files_hash_is_remembered_across_processes_until_it_changes(tmp_path, monkeypatch):
+    import hashlib
+
+    from rag.answer import line as mod
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(mod, "_SHA_CACHE", {})
+    f = tmp_path / "model.gguf"
+    f.write_bytes(b"weights")
+    assert mod.file_sha256(f) == hashlib.sha256(b"weights").hexdigest()
+    (saved,) = (tmp_path / "cache" / "rag" / "sha256").iterdir()
+    saved.write_text("a" * 64)  # a new process reads the remembered digest, not the file
+    mod._SHA_CACHE.clear()
+    assert mod.file_sha256(f) == "a" * 64
+    saved.write_text("not a digest")  # a damaged entry is hashed again
+    mod._SHA_CACHE.clear()
+    assert mod.file_sha256(f) == hashlib.sha256(b"weights").hexdigest()
+    f.write_bytes(b"other weights")  # changed: a new size, so a new key
+    assert mod.file_sha256(f) == hashlib.sha256(b"other weights").hexdigest()

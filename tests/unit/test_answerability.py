@@ -181,3 +181,47 @@ def test_fitting_across_corpora_weighs_each_corpus_alike_and_judges_the_others_u
         assert res[name]["unanswerable_answered"] < 0.2
     table = transfer.transfer_table({"x": res}, ["a", "c"])
     assert table.splitlines()[2].startswith("| x | a |")
+
+
+def test_llm_mode_rows_give_the_answer_lines_figures():
+    rows = _rows()
+    lines = [
+        # (written, line as printed, its gold containment, first sentence's)
+        (True, "1889", True, True),  # answered, answerable: a line that stood and holds the gold
+        (True, "", None, False),  # unsure: not counted (answered questions only)
+        (False, "", None, None),
+        (True, "Paris", None, None),  # answered, unanswerable: stood, no gold to hold
+        (False, "", None, None),
+    ]
+    for row, (written, line, gold, first) in zip(rows, lines, strict=True):
+        row |= {
+            "line_written": written,
+            "line": line,
+            "line_words": len(line.split()),
+            "line_contains_gold": gold,
+            "first_contains_gold": first,
+        }
+    rows[3]["signals"]["line_decline"] = 0.9
+    rows[0]["signals"]["line_decline"] = 0.1
+    s = ab.summarise(rows)
+    li = s["line"]
+    assert li["answered"] == 2 and li["written"] == 1.0 and li["kept_of_written"] == 1.0
+    assert li["contains_gold"] == 1.0 and li["contains_gold_of_answered"] == 1.0
+    assert li["first_contains_gold"] == 1.0 and li["median_words"] == 1
+    # the model's refusal probability is judged only where a line was written, lower is answerable
+    assert s["auc"]["line_decline"] == 1.0
+    assert "answer line (answered questions, 2): written 1.00" in ab.summary_table("tiny", s)
+
+
+def test_extractive_rows_have_no_line_figures():
+    assert "line" not in ab.summarise(_rows())
+
+
+def test_a_benchmark_is_asked_in_one_mode():
+    import typer
+
+    from rag.cli.eval import benchmark_mode
+
+    assert benchmark_mode(None) == "extractive" and benchmark_mode("llm") == "llm"
+    with pytest.raises(typer.BadParameter, match="give one mode"):
+        benchmark_mode("llm,extractive")
