@@ -116,9 +116,11 @@ def _stems(text: str) -> set[str]:
     return set(stem(sorted(content_words(text))))
 
 
-def check(raw: str, evidence: Sequence[Evidence]) -> Line:
+def check(raw: str, evidence: Sequence[Evidence], question: str = "") -> Line:
     """Parse the model's text into a line and its citation, and check the line against the
-    cited source (see the module docstring). `p_decline` is left at 0."""
+    cited source (see the module docstring); a line made only of the question's own words (the
+    question's topic given back as its answer; "A or B?" may be answered with A) is not kept.
+    `p_decline` is left at 0."""
     raw = raw.strip()
     first = raw.splitlines()[0].strip() if raw else ""
     if not first or first.lower().startswith(REFUSAL.lower()[:-1].lower()):
@@ -136,6 +138,8 @@ def check(raw: str, evidence: Sequence[Evidence]) -> Line:
     words = _stems(text)
     if not words:
         return Line(raw, text, cite, False, 0.0, False, "no content words")
+    if question and " or " not in f" {question.lower()} " and words <= _stems(question):
+        return Line(raw, text, cite, False, 0.0, False, "repeats the question")
     label, body = by_n[cite]
     source = _stems(body) | _stems(label)
     missing = sorted(words - source)
@@ -186,7 +190,7 @@ def write_line(
             if b"\n" in llm.detokenize([tok]):
                 break
     raw = llm.detokenize(out).decode("utf-8", errors="ignore")
-    line = check(raw, evidence)
+    line = check(raw, evidence, question)
     return Line(line.raw, line.text, line.cite, line.declined, p_decline, line.kept, line.reason)
 
 

@@ -99,3 +99,11 @@ def test_a_files_hash_is_remembered_across_processes_until_it_changes(tmp_path, 
     assert mod.file_sha256(f) == hashlib.sha256(b"weights").hexdigest()
     f.write_bytes(b"other weights")  # changed: a new size, so a new key
     assert mod.file_sha256(f) == hashlib.sha256(b"other weights").hexdigest()
+
+
+def test_a_line_that_only_gives_the_question_back_is_not_kept():
+    evidence = [(1, "Indexing", "Leverage SQL indexes to speed up queries on large tables.")]
+    line = check("Leverage SQL. [1]", evidence, "What does the article say about leverage SQL?")
+    assert not line.kept and line.reason == "repeats the question"
+    assert check("Indexes. [1]", evidence, "What does the article say about leverage SQL?").kept
+    assert check("SQL. [1]", evidence, "Does it leverage SQL or Python?").kept  # a choice asked for

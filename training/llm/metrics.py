@@ -42,7 +42,7 @@ def figures(examples, raws: list[str], p_declines: list[float]) -> dict[str, flo
     words: list[int] = []
     pos, neg = [], []
     for ex, raw, p in zip(examples, raws, p_declines, strict=True):
-        line = check(raw, ex.evidence)
+        line = check(raw, ex.evidence, ex.question)
         impossible = not ex.answers
         (pos if impossible else neg).append(p)
         if impossible:
