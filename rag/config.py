@@ -200,6 +200,14 @@ class LLMSettings(_Section):
         "write one short answer line above the quoted evidence. Off, or with another model file "
         "(the adapter is tied to its base file's sha256), the model drafts the answer instead.",
     )
+    min_line_confidence: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="The answer line is shown only when the model's own confidence in it (the "
+        "geometric mean of its answer tokens' probabilities) reaches this; below, the quoted "
+        "evidence stands alone.",
+    )
 
 
 class Settings(_Section):

@@ -36,7 +36,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +70,11 @@ class Line:
     declined: bool  # the model wrote the refusal line
     p_decline: float  # probability of the refusal's first token at the first step
     kept: bool  # cites one shown source and every word stands in it
-    reason: (
-        str  # "" when kept; else why not ("declined", "no citation", "unshown source", "not in source: w")
-    )
+    # "" when kept; else why not ("declined", "no citation", "unshown source", "not in source: w")
+    reason: str
+    # the model's own confidence in its answer: the geometric mean of the probabilities of the
+    # tokens before the citation (the first one renormalised when the refusal was not allowed)
+    confidence: float = 0.0
 
 
 def chat_prompt(system: str, user: str) -> str:
@@ -180,18 +182,26 @@ def write_line(
         logits[refusal_tok] = -np.inf
         first = int(logits.argmax())
     out: list[int] = []
+    logp: list[float] = []  # of each token before the citation
     if first not in stop and b"\n" not in llm.detokenize([first]):
         out = [first]
+        logp = [float(np.log(max(_softmax_at(logits, first), 1e-12)))]
+        cited = b"[" in llm.detokenize([first])
         # generate reuses the evaluated prompt: only the first token is evaluated anew
         for tok in llm.generate([*tokens, first], top_k=1, temp=0.0, repeat_penalty=1.0, reset=True):
             if tok in stop or len(out) >= max_tokens:
                 break
+            piece = llm.detokenize([tok])
+            cited = cited or b"[" in piece
+            if not cited:  # the logits it was picked from are still the context's last ones
+                logp.append(float(np.log(max(_softmax_at(_logits(llm), tok), 1e-12))))
             out.append(tok)
-            if b"\n" in llm.detokenize([tok]):
+            if b"\n" in piece:
                 break
     raw = llm.detokenize(out).decode("utf-8", errors="ignore")
     line = check(raw, evidence, question)
-    return Line(line.raw, line.text, line.cite, line.declined, p_decline, line.kept, line.reason)
+    confidence = float(np.exp(np.mean(logp))) if logp else 0.0
+    return replace(line, p_decline=p_decline, confidence=confidence)
 
 
 # The head every prompt starts with: the system turn and the start of the user's.

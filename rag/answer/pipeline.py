@@ -277,7 +277,8 @@ class Answerer:
         # The model's own "cannot answer" (the refusal's first-token probability), recorded as a
         # signal for `rag eval`; the decision does not use it (it adds nothing: models/llm/README).
         ans.signals["line_decline"] = written.p_decline
-        if written.kept:
+        ans.signals["line_confidence"] = written.confidence
+        if written.kept and written.confidence >= self.llm_settings.min_line_confidence:
             ans = with_line(ans, written, sources)
         else:
             ans.evidence = ans.answer

@@ -261,6 +261,11 @@ def line_fields(ans: Any, gold: Sequence[str]) -> dict[str, Any]:
         "line": line,
         "line_draft": ans.draft if written else "",
         "line_words": len(line.split()),
+        "line_confidence": ans.signals.get("line_confidence"),
+        # the model's line whether or not it stood, and whether that one holds a gold answer
+        "draft_contains_gold": contains_gold(_CITES_RE.sub("", ans.draft), gold)
+        if gold and written and ans.draft
+        else None,
         "line_contains_gold": contains_gold(line, gold) if gold and line else None,
         "first_contains_gold": contains_gold(first, gold) if gold and first else None,
         "evidence_contains_gold": contains_gold(_CITES_RE.sub("", ans.evidence), gold)

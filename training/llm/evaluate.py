@@ -107,7 +107,13 @@ def retrieval_cases(n: int, seed: int) -> tuple[list, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--adapter", type=Path, default=REPO / "models" / "llm" / "adapter.gguf")
+    ap.add_argument(
+        "--adapter",
+        type=Path,
+        action="append",
+        help="an adapter to measure (repeat to compare several; default models/llm/adapter.gguf)",
+    )
+    ap.add_argument("--never-decline", action="store_true", help="only the adapters never declining")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--answerable", type=int, default=200)
     ap.add_argument("--impossible", type=int, default=100)
@@ -121,12 +127,17 @@ def main() -> None:
 
     s = LLMSettings(n_threads=args.threads)
     base = model_file(s)
-    tuned = load_llm(base, s, lora_path=args.adapter)
-    # (model, may it decline): "adapter-answers" is the adapter never starting the refusal line
-    models = {"base": (load_llm(base, s), True), "adapter": (tuned, True), "adapter-answers": (tuned, False)}
+    adapters = args.adapter or [REPO / "models" / "llm" / "adapter.gguf"]
+    # (model, may it decline): "…-answers" is an adapter never starting the refusal line
+    models = {"base": (load_llm(base, s), True)}
+    for path in adapters:
+        tuned = load_llm(base, s, lora_path=path)
+        name = "adapter" if len(adapters) == 1 else f"adapter:{path.parent.name}/{path.stem}"
+        if not args.never_decline:
+            models[name] = (tuned, True)
+        models[f"{name}-answers"] = (tuned, False)
     report: dict = {
-        "adapter": str(args.adapter),
-        "adapter_sha256": data_mod.sha256(args.adapter),
+        "adapters": {str(a): data_mod.sha256(a) for a in adapters},
         "threads": s.n_threads,
     }
 
@@ -155,8 +166,8 @@ def main() -> None:
             )
             print(name, "retrieval", report["retrieval"][name], flush=True)
             save()
-            if name == "adapter":
-                report["retrieval"]["examples"] = [
+            if name.startswith("adapter") and name.endswith("-answers"):
+                report["retrieval"][f"examples:{name}"] = [
                     {"question": c.question, "line": x.raw, "kept": x.kept, "reason": x.reason}
                     for c, x in list(zip(cases, lines, strict=True))[:12]
                 ]
