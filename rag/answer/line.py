@@ -169,6 +169,10 @@ def write_line(
     model's best other one (the decision, not the model, says whether to answer)."""
     if not evidence:
         return Line("", "", None, True, 1.0, False, "no evidence")
+    # Shown as [1]..[k], as the adapter was trained (it cites [1] far more than [5]); the line's
+    # citation is mapped back to the evidence's own numbers.
+    numbers = {i: n for i, (n, _, _) in enumerate(evidence, 1)}
+    evidence = [(i, label, text) for i, (_, label, text) in enumerate(evidence, 1)]
     tokens = llm.tokenize(prompt(question, evidence).encode("utf-8"), add_bos=False, special=True)
     refusal_tok = llm.tokenize(REFUSAL.encode("utf-8"), add_bos=False, special=False)[0]
     stop = {llm.token_eos()} | set(llm.tokenize(b"<|im_end|>", add_bos=False, special=True))
@@ -201,7 +205,8 @@ def write_line(
     raw = llm.detokenize(out).decode("utf-8", errors="ignore")
     line = check(raw, evidence, question)
     confidence = float(np.exp(np.mean(logp))) if logp else 0.0
-    return replace(line, p_decline=p_decline, confidence=confidence)
+    cite = numbers.get(line.cite) if line.cite is not None else None
+    return replace(line, cite=cite, p_decline=p_decline, confidence=confidence)
 
 
 # The head every prompt starts with: the system turn and the start of the user's.

@@ -50,3 +50,12 @@ def test_the_model_declines_what_the_sources_do_not_say(tuned):
     line = write_line(tuned, "Who won the 2018 World Cup?", EVIDENCE)
     assert not line.kept
     assert line.declined, line
+
+
+def test_sources_are_shown_from_one_and_the_citation_mapped_back(tuned):
+    # rag's evidence keeps its sources' own numbers (here 3 and 5); the model sees [1] and [2]
+    evidence = [(3, *EVIDENCE[0][1:]), (5, *EVIDENCE[1][1:])]
+    line = write_line(tuned, "When was the Eiffel Tower completed?", evidence, allow_decline=False)
+    assert line.kept, line
+    assert line.cite == 5 and "1889" in line.text
+    assert 0.5 < line.confidence <= 1.0
