@@ -178,6 +178,9 @@ def answer_row(answerer: Any, q: Question, asked: str, mode: str) -> dict[str, A
         "dropped": len(ans.dropped),
         "line": ans.line,
         "line_written": "line_decline" in ans.signals,
+        "line_decline": ans.signals.get("line_decline"),
+        "line_confidence": ans.signals.get("line_confidence"),
+        "draft": ans.draft if "line_decline" in ans.signals else "",
         # the first printed sentence (the answer line when one stood): how much of the gold it has
         "first_recall": len(gold & content_words(printed[0])) / len(gold) if gold and printed else None,
     }
