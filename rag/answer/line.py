@@ -23,10 +23,11 @@ are the Sentence tuples (text, [n], support) the extractive answer selected, `so
 sources they cite. The prompt here is the one the adapter was trained on (training/llm/data.py
 builds its examples with `user_message` and `chat_prompt`), so change it only with a retrained adapter.
 
-The check never trusts the model: the line must cite one source it was shown, and every content
-word, name and number of the line must stand in that source (Porter stems, so "located" stands
-for "location" and "Normans" for "Norman"); the question's own words count as standing too only when
-the source holds them, never by themselves.
+The check never trusts the model: every content word, name and number of the line must stand in
+one source it was shown (Porter stems, so "located" stands for "location" and "Normans" for
+"Norman"; numbers as written), and the line is printed citing that source: the one the model cited
+when it holds the line, else the first that does (the small model often cites [1] for what [2]
+says). A line must carry a citation, and must say more than the question's own words.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Line:
     cite: int | None  # the source number it cites
     declined: bool  # the model wrote the refusal line
     p_decline: float  # probability of the refusal's first token at the first step
-    kept: bool  # cites one shown source and every word stands in it
+    kept: bool  # every word stands in one shown source (`cite`)
     # "" when kept; else why not ("declined", "no citation", "unshown source", "not in source: w")
     reason: str
     # the model's own confidence in its answer: the geometric mean of the probabilities of the
@@ -119,9 +120,11 @@ def _stems(text: str) -> set[str]:
 
 
 def check(raw: str, evidence: Sequence[Evidence], question: str = "") -> Line:
-    """Parse the model's text into a line and its citation, and check the line against the
-    cited source (see the module docstring); a line made only of the question's own words (the
-    question's topic given back as its answer; "A or B?" may be answered with A) is not kept.
+    """Parse the model's text into a line and its citation, and check the line against a source:
+    the one it cites when every word stands there, else the first other shown source where every
+    word stands (the model often cites [1] for what [2] says; the line is printed with the source
+    that holds it, never with one that does not). A line made only of the question's own words
+    (its topic given back as its answer; "A or B?" may be answered with A) is not kept.
     `p_decline` is left at 0."""
     raw = raw.strip()
     first = raw.splitlines()[0].strip() if raw else ""
@@ -130,30 +133,32 @@ def check(raw: str, evidence: Sequence[Evidence], question: str = "") -> Line:
     cites = [int(c) for c in _CITE_RE.findall(first)]
     text = _CITE_RE.sub("", first).strip()
     by_n = {n: (label, body) for n, label, body in evidence}
-    if not cites:
+    cite = cites[0] if cites else None
+    if cite is None:
         return Line(raw, text, None, False, 0.0, False, "no citation")
-    cite = cites[0]
-    if cite not in by_n or any(c != cite for c in cites):
-        return Line(
-            raw, text, cite, False, 0.0, False, "unshown source" if cite not in by_n else "two sources"
-        )
     words = _stems(text)
     if not words:
         return Line(raw, text, cite, False, 0.0, False, "no content words")
     if question and " or " not in f" {question.lower()} " and words <= _stems(question):
         return Line(raw, text, cite, False, 0.0, False, "repeats the question")
-    label, body = by_n[cite]
-    source = _stems(body) | _stems(label)
-    missing = sorted(words - source)
+    reason = "unshown source"
+    for n in sorted(by_n, key=lambda n: n != cite):  # its own citation first
+        missing = _not_in(text, words, *by_n[n])
+        if not missing:
+            return Line(raw, text, n, False, 0.0, True, "")
+        if n == cite:
+            reason = "not in source: " + missing
+    return Line(raw, text, cite, False, 0.0, False, reason)
+
+
+def _not_in(text: str, words: set[str], label: str, body: str) -> str:
+    """The line's words that do not stand in one source ("" when all do): content words by their
+    stems; numbers as written (1066 must not pass for 1067 through stemming)."""
+    missing = sorted(words - (_stems(body) | _stems(label)))
     if missing:
-        return Line(raw, text, cite, False, 0.0, False, "not in source: " + " ".join(missing))
-    # Names and numbers as written (a digit or a capital inside a word): 1066 must not pass for 1067
-    # through stemming, and neither may "IBM" for "ibm" in a title only.
+        return " ".join(missing)
     exact = set(_WORD_RE.findall(body + " " + label))
-    for w in _WORD_RE.findall(text):
-        if any(c.isdigit() for c in w) and w not in exact:
-            return Line(raw, text, cite, False, 0.0, False, f"not in source: {w}")
-    return Line(raw, text, cite, False, 0.0, True, "")
+    return " ".join(w for w in _WORD_RE.findall(text) if any(c.isdigit() for c in w) and w not in exact)
 
 
 def write_line(

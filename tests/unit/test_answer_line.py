@@ -22,9 +22,12 @@ def test_short_answer_with_citation_of_its_source_is_kept():
     assert not line.declined and line.reason == ""
 
 
-def test_answer_citing_a_source_that_lacks_it_is_not_kept():
-    line = check("France. [1]", EVIDENCE)
-    assert not line.kept and line.reason.startswith("not in source")
+def test_a_line_is_cited_to_the_shown_source_that_holds_it():
+    line = check("France. [1]", EVIDENCE)  # [1] lacks it, [2] holds it: printed with [2]
+    assert line.kept and line.cite == 2
+    assert check("France. [7]", EVIDENCE).cite == 2  # a number it was never shown, likewise
+    line = check("Germany. [1]", EVIDENCE)
+    assert not line.kept and line.cite == 1 and line.reason == "not in source: germani"
 
 
 def test_word_missing_from_every_source_is_not_kept():
@@ -48,10 +51,11 @@ def test_refusal_is_a_decline_not_a_line():
     assert check("", EVIDENCE).declined
 
 
-def test_missing_unshown_or_mixed_citations_are_not_kept():
+def test_a_line_without_a_citation_or_in_no_source_is_not_kept():
     assert check("France.", EVIDENCE).reason == "no citation"
-    assert check("France. [7]", EVIDENCE).reason == "unshown source"
-    assert check("France [2] and Normandy [1].", EVIDENCE).reason == "two sources"
+    assert check("Germany. [7]", EVIDENCE).reason == "unshown source"
+    line = check("France [2] and Normandy [1].", EVIDENCE)  # both stand in [2]
+    assert line.kept and line.cite == 2
 
 
 def test_only_the_first_line_counts():
