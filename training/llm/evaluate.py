@@ -57,6 +57,22 @@ def lines_for(llm, cases, allow_decline: bool = True) -> tuple[list, dict]:
     }
 
 
+def cached_cases(path: Path | None, n: int, seed: int) -> tuple[list, dict]:
+    """retrieval_cases, kept in `path` (JSON) so that adapters measured apart see the same evidence."""
+    if path is not None and path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved["info"]["asked"] == n and saved["seed"] == seed:
+            cases = [
+                SimpleNamespace(**c | {"evidence": tuple(map(tuple, c["evidence"]))}) for c in saved["cases"]
+            ]
+            return cases, saved["info"]
+    cases, info = retrieval_cases(n, seed)
+    if path is not None:
+        rows = [vars(c) for c in cases]
+        path.write_text(json.dumps({"seed": seed, "info": info, "cases": rows}), encoding="utf-8")
+    return cases, info
+
+
 def retrieval_cases(n: int, seed: int) -> tuple[list, dict]:
     """Dev questions asked through rag's retrieval and extractive answer; those with evidence."""
     from rag.assembly import open_answerer, open_retriever
@@ -114,6 +130,8 @@ def main() -> None:
         help="an adapter to measure (repeat to compare several; default models/llm/adapter.gguf)",
     )
     ap.add_argument("--never-decline", action="store_true", help="only the adapters never declining")
+    ap.add_argument("--no-base", action="store_true", help="leave the base model out")
+    ap.add_argument("--cases", type=Path, help="keep (or reuse) the retrieval cases in this JSON file")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--answerable", type=int, default=200)
     ap.add_argument("--impossible", type=int, default=100)
@@ -129,7 +147,7 @@ def main() -> None:
     base = model_file(s)
     adapters = args.adapter or [REPO / "models" / "llm" / "adapter.gguf"]
     # (model, may it decline): "…-answers" is an adapter never starting the refusal line
-    models = {"base": (load_llm(base, s), True)}
+    models = {} if args.no_base else {"base": (load_llm(base, s), True)}
     for path in adapters:
         tuned = load_llm(base, s, lora_path=path)
         name = "adapter" if len(adapters) == 1 else f"adapter:{path.parent.name}/{path.stem}"
@@ -156,7 +174,7 @@ def main() -> None:
         save()
 
     if args.retrieval:
-        cases, info = retrieval_cases(args.retrieval, args.seed)
+        cases, info = cached_cases(args.cases, args.retrieval, args.seed)
         report["retrieval"] = {"info": info}
         print("retrieval", info, flush=True)
         for name, (llm, allow) in models.items():
