@@ -42,10 +42,15 @@ class Busy(RagError):
 
 
 def clean_question(text: str) -> str:
-    """A question as typed into a form or an API: control characters (NUL, escape sequences)
-    removed, whitespace runs made one space. (`rag ask` decodes its own input in the CLI.)"""
-    kept = "".join(ch if ch.isprintable() or ch.isspace() else " " for ch in text)
-    return " ".join(kept.split())
+    """A question as typed into a form or an API, cleaned as `rag ask` cleans its own
+    (`rag.textio.clean_question`: control, format and private-use characters and terminal escape
+    sequences removed, whitespace runs made one space); "" when nothing is left."""
+    from rag.textio import clean_question as clean
+
+    try:
+        return clean(text)
+    except RagError:
+        return ""
 
 
 class PerThreadStore:

@@ -19,7 +19,8 @@ from rag.serve.service import clean_question  # noqa: E402
 
 
 def test_clean_question_drops_control_characters_and_folds_whitespace():
-    assert clean_question("  what\x00 is\tp-hacking?\x1b[31m \n") == "what is p-hacking? [31m"
+    # the terminal's escape sequence goes whole, as `rag ask` drops it (rag.textio)
+    assert clean_question("  what\x00 is\tp-hacking?\x1b[31m \n") == "what is p-hacking?"
     assert clean_question("\x00\x07") == ""
     assert clean_question("naïve Bayes — why?") == "naïve Bayes — why?"
 
