@@ -226,7 +226,7 @@ class Answerer:
         return (
             bool(hits)
             and extractive.question_kind(question) == "define"
-            and (reference.names_title(question, hits[0].chunk.title))
+            and reference.names_title(question, hits[0].chunk.title)
         )
 
     def _with_place(self, question: str, hits: list[Hit], filters: Filters | None) -> list[Hit]:

@@ -34,8 +34,9 @@ from rag.evaluation.tables import markdown_table
 from rag.records import Article
 
 BENCHMARK_PRIOR = 0.5
-# Signals some answers lack: the model's refusal probability exists only where it wrote a line.
-OPTIONAL_SIGNALS = ("line_decline",)
+# Signals some answers lack: the model's refusal probability and its confidence in its line exist
+# only where it wrote a line.
+OPTIONAL_SIGNALS = ("line_decline", "line_confidence")
 WH_WORDS = ("who", "when", "where", "how many", "how much", "which", "why", "how", "what")
 
 

@@ -201,15 +201,15 @@ def test_llm_mode_rows_give_the_answer_lines_figures():
             "line_contains_gold": gold,
             "first_contains_gold": first,
         }
-    rows[3]["signals"]["line_decline"] = 0.9
-    rows[0]["signals"]["line_decline"] = 0.1
+    rows[3]["signals"] |= {"line_decline": 0.9, "line_confidence": 0.2}
+    rows[0]["signals"] |= {"line_decline": 0.1, "line_confidence": 0.8}
     s = ab.summarise(rows)
     li = s["line"]
     assert li["answered"] == 2 and li["written"] == 1.0 and li["kept_of_written"] == 1.0
     assert li["contains_gold"] == 1.0 and li["contains_gold_of_answered"] == 1.0
     assert li["first_contains_gold"] == 1.0 and li["median_words"] == 1
     # the model's refusal probability is judged only where a line was written, lower is answerable
-    assert s["auc"]["line_decline"] == 1.0
+    assert s["auc"]["line_decline"] == 1.0 and s["auc"]["line_confidence"] == 1.0
     assert "answer line (answered questions, 2): written 1.00" in ab.summary_table("tiny", s)
 
 
